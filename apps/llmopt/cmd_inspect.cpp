@@ -1,0 +1,57 @@
+// llmopt inspect MODEL_DIR [--json] [--context N --batch B]
+#include <fmt/core.h>
+
+#include "apps/llmopt/command.h"
+#include "lib/model/inspect.h"
+
+namespace {
+std::string human(int64_t bytes) {
+  const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) v /= 1024, ++u;
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.2f} {}", v, unit[u]);
+}
+
+void print_text(const llmopt::model::InspectReport& r) {
+  const auto& s = r.shape;
+  fmt::print("architecture   {} (model_type {})\n", r.architecture, r.model_type);
+  fmt::print("shape          {} layers, hidden {}, intermediate {}, heads {} q / {} kv, head_dim {}, vocab {}\n",
+             s["num_hidden_layers"].get<int64_t>(), s["hidden_size"].get<int64_t>(),
+             s["intermediate_size"].get<int64_t>(), s["num_attention_heads"].get<int64_t>(),
+             s["num_key_value_heads"].get<int64_t>(), s["head_dim"].get<int64_t>(), s["vocab_size"].get<int64_t>());
+  fmt::print("rope           theta {}, scaling {}; tied embeddings {}\n", s["rope_theta"].get<double>(),
+             s["rope_scaling"].get<std::string>(), s["tie_word_embeddings"].get<bool>() ? "yes" : "no");
+  if (s.contains("mla"))
+    fmt::print("mla            {}\n", s["mla"].dump());
+  fmt::print("parameters     {} ({})\n", r.parameters, human(r.total_bytes));
+  for (const auto& [kind, n] : r.params_by_kind) fmt::print("  {:<12} {:>14}\n", kind, n);
+  for (const auto& [dt, n] : r.params_by_dtype)
+    fmt::print("dtype {:<8} {:>14} params, {}\n", dt, n, human(r.bytes_by_dtype.at(dt)));
+  fmt::print("\n{:>5} {:>12} {:>12} {:>8} {:>12}\n", "layer", "attention", "mlp", "norms", "bytes");
+  for (const auto& l : r.layers)
+    fmt::print("{:>5} {:>12} {:>12} {:>8} {:>12}\n", l.layer, l.attention_params, l.mlp_params, l.norm_params,
+               l.bytes);
+  fmt::print("\nkv cache       {} bytes/token (P = {} bytes); context {} x batch {} = {}\n", r.kv_bytes_per_token,
+             r.kv_elem_bytes, r.context, r.batch, human(r.kv_bytes_total));
+  fmt::print("quantization   {}\n", r.quantization_config.is_null() ? "none" : r.quantization_config.dump());
+}
+}  // namespace
+
+LLMOPT_COMMAND("inspect", "Show a checkpoint's architecture, parameters, dtypes and KV-cache size",
+               [](CLI::App& sub) -> std::function<int()> {
+                 struct Opts { std::string dir; bool json = false; int64_t context = 0, batch = 1; };
+                 auto o = std::make_shared<Opts>();
+                 sub.add_option("MODEL_DIR", o->dir, "Hugging Face model directory")->required();
+                 sub.add_flag("--json", o->json, "print one JSON object on stdout");
+                 sub.add_option("--context", o->context, "context length for the KV-cache size (default: max_position_embeddings)")
+                     ->check(CLI::PositiveNumber);
+                 sub.add_option("--batch", o->batch, "batch size for the KV-cache size")->check(CLI::PositiveNumber);
+                 return [o] {
+                   auto ck = llmopt::model::Checkpoint::load(o->dir);
+                   auto report = llmopt::model::inspect(ck, o->context, o->batch);
+                   if (o->json) fmt::print("{}\n", report.to_json().dump(2));
+                   else print_text(report);
+                   return 0;
+                 };
+               });

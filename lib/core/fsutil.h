@@ -1,0 +1,34 @@
+#pragma once
+// Outputs are written to a temporary sibling and renamed into place only when complete,
+// so a failed run never leaves a partial file or directory behind.
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace llmopt {
+
+// A file or directory under construction at a hidden sibling of `final_path`.
+// commit() renames it into place (replacing an existing file / empty-or-absent directory);
+// the destructor removes it if commit() was never called.
+class AtomicOutput {
+ public:
+  enum class Kind { File, Directory };
+  AtomicOutput(std::filesystem::path final_path, Kind kind);
+  ~AtomicOutput();
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+
+  const std::filesystem::path& path() const { return tmp_; }  // write here
+  const std::filesystem::path& final_path() const { return final_; }
+  void commit();
+
+ private:
+  std::filesystem::path final_, tmp_;
+  Kind kind_;
+  bool committed_ = false;
+};
+
+std::string read_file(const std::filesystem::path& p);  // whole file; Error naming it if unreadable
+void write_file_atomic(const std::filesystem::path& p, std::string_view data);
+
+}  // namespace llmopt
