@@ -90,10 +90,11 @@ class TensorSet {
 // Streaming writer. All tensors are declared up front (name, dtype, shape) so the header can be written
 // first; then each tensor's bytes are written once, in any order, and finish() checks that every tensor
 // was written and renames the temporary sibling into place. Destroying an unfinished Writer removes it.
-// Layout: data in declared order, contiguous; header = "__metadata__" (omitted if empty) then the tensors in
-// data order, compact JSON padded with spaces to a multiple of 8 bytes. Declaring the tensors in the order
-// the Python writer picks (the order File::tensors() lists them) reproduces its file byte for byte (given
-// at most one metadata key: it orders several at random).
+// Layout: data contiguous, by element size (largest first, then declared order) so that every tensor is
+// aligned to its element size; header = "__metadata__" (omitted if empty) then the tensors in data order,
+// compact JSON padded with spaces to a multiple of 8 bytes. Declaring the tensors in the order the Python
+// writer picks (the order File::tensors() lists them) reproduces its file byte for byte (given at most one
+// metadata key: it orders several at random).
 class Writer {
  public:
   Writer(const std::filesystem::path& path, const std::vector<TensorInfo>& specs,

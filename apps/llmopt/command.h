@@ -29,5 +29,5 @@ struct Register {
 
 #define LLMOPT_CAT2(a, b) a##b
 #define LLMOPT_CAT(a, b) LLMOPT_CAT2(a, b)
-#define LLMOPT_COMMAND(name, description, setup) \
-  static ::llmopt::app::Register LLMOPT_CAT(llmopt_command_, __LINE__)(name, description, setup)
+#define LLMOPT_COMMAND(name, description, ...) \
+  static ::llmopt::app::Register LLMOPT_CAT(llmopt_command_, __LINE__)(name, description, __VA_ARGS__)

@@ -31,6 +31,17 @@ int main(int argc, char** argv) {
     sub->fallthrough();
     runners[sub] = c.setup(*sub);
   }
+  auto known = [&](const char* name) {
+    for (auto& c : app::commands())
+      if (c.name == name) return true;
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
+    std::string names;
+    for (auto& c : app::commands()) names += (names.empty() ? "" : ", ") + c.name;
+    std::fprintf(stderr, "llmopt: bad arguments: unknown subcommand '%s' (commands: %s)\n", argv[1], names.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
