@@ -1,0 +1,719 @@
+// ggml's reference quantizers compute x*id + 8.5f etc. as separate float operations; keep the compiler from
+// fusing them into FMAs (GCC contracts across statements by default for C++), or bytes would differ.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#include "formats/gguf.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "lib/core/dtype.h"
+#include "lib/core/error.h"
+#include "lib/core/fsutil.h"
+#include "formats/safetensors.h"
+
+namespace llmopt::gguf {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// ---- types and blocks ------------------------------------------------------------------------------
+
+const char* type_name(Type t) {
+  switch (t) {
+    case Type::F32: return "F32";
+    case Type::F16: return "F16";
+    case Type::Q4_0: return "Q4_0";
+    case Type::Q4_1: return "Q4_1";
+    case Type::Q8_0: return "Q8_0";
+  }
+  return "?";
+}
+
+Type type_from_name(const std::string& s) {
+  std::string u = s;
+  for (auto& c : u) c = char(std::toupper(uint8_t(c)));
+  for (Type t : {Type::F32, Type::F16, Type::Q4_0, Type::Q4_1, Type::Q8_0})
+    if (u == type_name(t)) return t;
+  fail("unknown GGUF tensor type '{}' (F32, F16, Q8_0, Q4_0, Q4_1)", s);
+}
+
+int64_t block_elems(Type t) { return t == Type::F32 || t == Type::F16 ? 1 : 32; }
+
+size_t block_bytes(Type t) {
+  switch (t) {
+    case Type::F32: return 4;
+    case Type::F16: return 2;
+    case Type::Q4_0: return 18;
+    case Type::Q4_1: return 20;
+    case Type::Q8_0: return 34;
+  }
+  return 0;
+}
+
+size_t row_bytes(Type t, int64_t n) {
+  if (n % block_elems(t) != 0) fail("GGUF {}: a row of {} elements is not a multiple of {}", type_name(t), n, block_elems(t));
+  return size_t(n / block_elems(t)) * block_bytes(t);
+}
+
+static void put_f16(uint8_t* p, float v) {
+  uint16_t h = f32_to_f16(v);
+  std::memcpy(p, &h, 2);
+}
+static float get_f16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// quantize_row_q8_0_ref: d = amax/127, q = roundf(x/d) (x*id, id = 1/d).
+static void q8_0(const float* x, uint8_t* y) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(y, d);
+  for (int j = 0; j < 32; ++j) y[2 + j] = uint8_t(int8_t(std::round(x[j] * id)));
+}
+
+// quantize_row_q4_0_ref: d = (signed value of largest magnitude) / -8, q = min(15, trunc(x/d + 8.5)).
+static void q4_0(const float* x, uint8_t* y) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < 32; ++j)
+    if (amax < std::fabs(x[j])) amax = std::fabs(x[j]), max = x[j];
+  const float d = max / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(y, d);
+  for (int j = 0; j < 16; ++j) {
+    const float a = x[j] * id, b = x[16 + j] * id;
+    const uint8_t qa = uint8_t(std::min(15, int(int8_t(a + 8.5f))));
+    const uint8_t qb = uint8_t(std::min(15, int(int8_t(b + 8.5f))));
+    y[2 + j] = uint8_t(qa | (qb << 4));
+  }
+}
+
+// quantize_row_q4_1_ref: d = (max - min)/15, m = min, q = min(15, trunc((x - min)/d + 0.5)).
+static void q4_1(const float* x, uint8_t* y) {
+  float min = FLT_MAX, max = -FLT_MAX;
+  for (int j = 0; j < 32; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / 15.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(y, d);
+  put_f16(y + 2, min);
+  for (int j = 0; j < 16; ++j) {
+    const float a = (x[j] - min) * id, b = (x[16 + j] - min) * id;
+    const uint8_t qa = uint8_t(std::min(15, int(int8_t(a + 0.5f))));
+    const uint8_t qb = uint8_t(std::min(15, int(int8_t(b + 0.5f))));
+    y[4 + j] = uint8_t(qa | (qb << 4));
+  }
+}
+
+void quantize_row(Type t, const float* x, int64_t n, void* dst) {
+  auto* y = static_cast<uint8_t*>(dst);
+  row_bytes(t, n);
+  switch (t) {
+    case Type::F32: std::memcpy(y, x, size_t(n) * 4); return;
+    case Type::F16:
+      for (int64_t i = 0; i < n; ++i) put_f16(y + 2 * i, x[i]);
+      return;
+    case Type::Q8_0:
+      for (int64_t b = 0; b < n / 32; ++b) q8_0(x + 32 * b, y + 34 * b);
+      return;
+    case Type::Q4_0:
+      for (int64_t b = 0; b < n / 32; ++b) q4_0(x + 32 * b, y + 18 * b);
+      return;
+    case Type::Q4_1:
+      for (int64_t b = 0; b < n / 32; ++b) q4_1(x + 32 * b, y + 20 * b);
+      return;
+  }
+}
+
+void dequantize_row(Type t, const void* src, int64_t n, float* y) {
+  auto* p = static_cast<const uint8_t*>(src);
+  row_bytes(t, n);
+  switch (t) {
+    case Type::F32: std::memcpy(y, p, size_t(n) * 4); return;
+    case Type::F16:
+      for (int64_t i = 0; i < n; ++i) y[i] = get_f16(p + 2 * i);
+      return;
+    case Type::Q8_0:
+      for (int64_t b = 0; b < n / 32; ++b, p += 34) {
+        const float d = get_f16(p);
+        for (int j = 0; j < 32; ++j) y[32 * b + j] = float(int8_t(p[2 + j])) * d;
+      }
+      return;
+    case Type::Q4_0:
+      for (int64_t b = 0; b < n / 32; ++b, p += 18) {
+        const float d = get_f16(p);
+        for (int j = 0; j < 16; ++j) {
+          y[32 * b + j] = float(int(p[2 + j] & 15) - 8) * d;
+          y[32 * b + j + 16] = float(int(p[2 + j] >> 4) - 8) * d;
+        }
+      }
+      return;
+    case Type::Q4_1:
+      for (int64_t b = 0; b < n / 32; ++b, p += 20) {
+        const float d = get_f16(p), m = get_f16(p + 2);
+        for (int j = 0; j < 16; ++j) {
+          y[32 * b + j] = float(p[4 + j] & 15) * d + m;
+          y[32 * b + j + 16] = float(p[4 + j] >> 4) * d + m;
+        }
+      }
+      return;
+  }
+}
+
+Type pick_type(Type want, const std::vector<int64_t>& shape) {
+  if (shape.size() <= 1) return Type::F32;
+  if (shape.back() % block_elems(want) != 0) return Type::F16;
+  return want;
+}
+
+uint32_t file_type(Type t) {
+  switch (t) {
+    case Type::F32: return 0;   // LLAMA_FTYPE_ALL_F32
+    case Type::F16: return 1;   // MOSTLY_F16
+    case Type::Q4_0: return 2;  // MOSTLY_Q4_0
+    case Type::Q4_1: return 3;  // MOSTLY_Q4_1
+    case Type::Q8_0: return 7;  // MOSTLY_Q8_0
+  }
+  return 0;
+}
+
+// ---- metadata --------------------------------------------------------------------------------------
+
+namespace {
+template <typename T> void raw(std::string& s, T v) { s.append(reinterpret_cast<const char*>(&v), sizeof(T)); }
+void str(std::string& s, const std::string& v) {
+  raw<uint64_t>(s, v.size());
+  s += v;
+}
+using VT = Metadata::VType;
+std::string typed(VT t) {
+  std::string s;
+  raw<uint32_t>(s, uint32_t(t));
+  return s;
+}
+template <typename T> std::string scalar(VT t, T v) {
+  auto s = typed(t);
+  raw<T>(s, v);
+  return s;
+}
+template <typename T, typename F> std::string array(VT elem, const std::vector<T>& v, F put_one) {
+  if (v.empty()) fail("GGUF metadata: an array must not be empty");
+  auto s = typed(VT::ARRAY);
+  raw<uint32_t>(s, uint32_t(elem));
+  raw<uint64_t>(s, v.size());
+  for (auto& x : v) put_one(s, x);
+  return s;
+}
+}  // namespace
+
+void Metadata::put(const std::string& k, std::string v) {
+  for (auto& [key, val] : kv_)
+    if (key == k) {
+      val = std::move(v);
+      return;
+    }
+  kv_.emplace_back(k, std::move(v));
+}
+void Metadata::set_u32(const std::string& k, uint32_t v) { put(k, scalar(VT::U32, v)); }
+void Metadata::set_i32(const std::string& k, int32_t v) { put(k, scalar(VT::I32, v)); }
+void Metadata::set_u64(const std::string& k, uint64_t v) { put(k, scalar(VT::U64, v)); }
+void Metadata::set_f32(const std::string& k, float v) { put(k, scalar(VT::F32, v)); }
+void Metadata::set_bool(const std::string& k, bool v) { put(k, scalar(VT::BOOL, uint8_t(v))); }
+void Metadata::set_str(const std::string& k, const std::string& v) {
+  auto s = typed(VT::STRING);
+  str(s, v);
+  put(k, s);
+}
+void Metadata::set_str_array(const std::string& k, const std::vector<std::string>& v) {
+  put(k, array(VT::STRING, v, [](std::string& s, const std::string& x) { str(s, x); }));
+}
+void Metadata::set_f32_array(const std::string& k, const std::vector<float>& v) {
+  put(k, array(VT::F32, v, [](std::string& s, float x) { raw(s, x); }));
+}
+void Metadata::set_i32_array(const std::string& k, const std::vector<int32_t>& v) {
+  put(k, array(VT::I32, v, [](std::string& s, int32_t x) { raw(s, x); }));
+}
+bool Metadata::has(const std::string& k) const {
+  return std::any_of(kv_.begin(), kv_.end(), [&](auto& p) { return p.first == k; });
+}
+std::vector<std::string> Metadata::keys() const {
+  std::vector<std::string> out;
+  for (auto& p : kv_) out.push_back(p.first);
+  return out;
+}
+std::string Metadata::encode() const {
+  std::string s;
+  for (auto& [k, v] : kv_) {
+    str(s, k);
+    s += v;
+  }
+  return s;
+}
+
+// ---- writer ----------------------------------------------------------------------------------------
+
+size_t TensorSpec::nbytes() const {
+  if (shape.empty()) fail("GGUF tensor {}: no shape", name);
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
+  return size_t(rows) * row_bytes(type, shape.back());
+}
+
+struct Writer::Impl {
+  AtomicOutput out;
+  std::fstream f;
+  std::vector<TensorSpec> specs;
+  std::map<std::string, size_t> index;
+  std::vector<uint64_t> offset;  // absolute file offsets
+  std::vector<bool> written;
+  uint64_t alignment = 32, total = 0;
+  bool finished = false;
+  Impl(const fs::path& p) : out(p, AtomicOutput::Kind::File) {}
+};
+
+static uint64_t pad_to(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
+Writer::Writer(const fs::path& path, Metadata meta, std::vector<TensorSpec> specs) : impl_(new Impl(path)) {
+  auto& m = *impl_;
+  if (!meta.has("general.alignment")) meta.set_u32("general.alignment", 32);
+  m.specs = std::move(specs);
+  std::string head = "GGUF";
+  raw<uint32_t>(head, 3);
+  raw<uint64_t>(head, m.specs.size());
+  raw<uint64_t>(head, meta.size());
+  head += meta.encode();
+  uint64_t rel = 0;
+  std::vector<uint64_t> rels;
+  for (size_t i = 0; i < m.specs.size(); ++i) {
+    auto& t = m.specs[i];
+    if (!m.index.emplace(t.name, i).second) fail("GGUF: tensor {} declared twice", t.name);
+    str(head, t.name);
+    raw<uint32_t>(head, uint32_t(t.shape.size()));
+    for (size_t d = t.shape.size(); d-- > 0;) raw<uint64_t>(head, uint64_t(t.shape[d]));  // ne[0] innermost
+    raw<uint32_t>(head, uint32_t(t.type));
+    raw<uint64_t>(head, rel);
+    rels.push_back(rel);
+    rel += pad_to(t.nbytes(), m.alignment);
+  }
+  const uint64_t data = pad_to(head.size(), m.alignment);
+  head.resize(data, '\0');
+  for (auto r : rels) m.offset.push_back(data + r);
+  m.total = data + rel;
+  m.written.assign(m.specs.size(), false);
+  m.f.open(m.out.path(), std::ios::binary | std::ios::out | std::ios::trunc);
+  if (!m.f) fail("cannot create {}", m.out.path().string());
+  m.f.write(head.data(), std::streamsize(head.size()));
+  if (!m.f) fail("cannot write {}", m.out.path().string());
+}
+
+Writer::~Writer() = default;
+
+void Writer::write(const std::string& name, const void* bytes, size_t nbytes) {
+  auto& m = *impl_;
+  auto it = m.index.find(name);
+  if (it == m.index.end()) fail("GGUF: tensor {} was not declared", name);
+  const size_t i = it->second;
+  if (m.written[i]) fail("GGUF: tensor {} written twice", name);
+  const size_t want = m.specs[i].nbytes();
+  if (nbytes != want) fail("GGUF: tensor {} has {} bytes, its {} shape needs {}", name, nbytes, type_name(m.specs[i].type), want);
+  m.f.seekp(std::streamoff(m.offset[i]));
+  m.f.write(static_cast<const char*>(bytes), std::streamsize(nbytes));
+  const std::string pad(pad_to(nbytes, m.alignment) - nbytes, '\0');
+  m.f.write(pad.data(), std::streamsize(pad.size()));
+  if (!m.f) fail("cannot write tensor {} to {}", name, m.out.path().string());
+  m.written[i] = true;
+}
+
+void Writer::write_f32(const std::string& name, const float* x, size_t n) {
+  auto& m = *impl_;
+  auto it = m.index.find(name);
+  if (it == m.index.end()) fail("GGUF: tensor {} was not declared", name);
+  const auto& t = m.specs[it->second];
+  const int64_t cols = t.shape.back();
+  if (n % size_t(cols) != 0 || n * size_t(block_bytes(t.type)) / size_t(block_elems(t.type)) != t.nbytes())
+    fail("GGUF: tensor {} got {} values for its shape", name, n);
+  std::vector<uint8_t> buf(t.nbytes());
+  const size_t rb = row_bytes(t.type, cols);
+  for (size_t r = 0; r < n / size_t(cols); ++r) quantize_row(t.type, x + r * cols, cols, buf.data() + r * rb);
+  write(name, buf.data(), buf.size());
+}
+
+void Writer::finish() {
+  auto& m = *impl_;
+  for (size_t i = 0; i < m.specs.size(); ++i)
+    if (!m.written[i]) fail("GGUF: tensor {} was declared but never written", m.specs[i].name);
+  m.f.close();
+  if (!m.f) fail("cannot write {}", m.out.path().string());
+  if (fs::file_size(m.out.path()) != m.total) fail("GGUF: {} has the wrong size", m.out.path().string());
+  m.out.commit();
+  m.finished = true;
+}
+
+// ---- llama -----------------------------------------------------------------------------------------
+
+std::string llama_tensor_name(const std::string& hf) {
+  static const std::map<std::string, std::string> top = {{"model.embed_tokens.weight", "token_embd.weight"},
+                                                         {"model.norm.weight", "output_norm.weight"},
+                                                         {"lm_head.weight", "output.weight"}};
+  static const std::map<std::string, std::string> layer = {
+      {"input_layernorm.weight", "attn_norm.weight"},      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},        {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},        {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},         {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"},         {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.bias", "attn_k.bias"},            {"self_attn.v_proj.bias", "attn_v.bias"}};
+  if (auto it = top.find(hf); it != top.end()) return it->second;
+  static const std::regex re(R"(model\.layers\.(\d+)\.(.+))");
+  std::smatch mt;
+  if (std::regex_match(hf, mt, re)) {
+    if (auto it = layer.find(mt[2].str()); it != layer.end()) return "blk." + mt[1].str() + "." + it->second;
+    if (mt[2].str() == "self_attn.rotary_emb.inv_freq") return "";
+  }
+  fail("GGUF llama export: no llama.cpp name for tensor {}", hf);
+}
+
+void permute_rope_rows(const float* src, float* dst, int64_t rows, int64_t cols, int n_head) {
+  if (n_head <= 0 || rows % (2 * n_head) != 0) fail("RoPE permute: {} rows do not split into {} heads of even size", rows, n_head);
+  const int64_t hd = rows / n_head, half = hd / 2;
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t j = 0; j < half; ++j)
+      for (int64_t t = 0; t < 2; ++t)
+        std::memcpy(dst + (h * hd + 2 * j + t) * cols, src + (h * hd + t * half + j) * cols, size_t(cols) * 4);
+}
+
+// Minimal protobuf reading: varints, and skipping fields by wire type.
+namespace {
+struct Proto {
+  const uint8_t* p;
+  const uint8_t* end;
+  std::string file;
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int s = 0; s < 64; s += 7) {
+      if (p >= end) fail("{}: truncated protobuf", file);
+      const uint8_t b = *p++;
+      v |= uint64_t(b & 0x7f) << s;
+      if (!(b & 0x80)) return v;
+    }
+    fail("{}: bad protobuf varint", file);
+  }
+  std::pair<const uint8_t*, size_t> bytes() {
+    const uint64_t n = varint();
+    if (n > uint64_t(end - p)) fail("{}: truncated protobuf field", file);
+    auto r = std::make_pair(p, size_t(n));
+    p += n;
+    return r;
+  }
+  void skip(int wire) {
+    if (wire == 0) varint();
+    else if (wire == 1) p += 8;
+    else if (wire == 2) bytes();
+    else if (wire == 5) p += 4;
+    else fail("{}: unsupported protobuf wire type {}", file, wire);
+    if (p > end) fail("{}: truncated protobuf", file);
+  }
+};
+}  // namespace
+
+Vocab read_sentencepiece(const fs::path& model_file) {
+  const std::string data = read_file(model_file);
+  Proto top{reinterpret_cast<const uint8_t*>(data.data()), reinterpret_cast<const uint8_t*>(data.data()) + data.size(),
+            model_file.string()};
+  Vocab v;
+  while (top.p < top.end) {
+    const uint64_t key = top.varint();
+    if (key >> 3 != 1 || (key & 7) != 2) {
+      top.skip(int(key & 7));
+      continue;
+    }
+    auto [b, n] = top.bytes();  // one SentencePiece message
+    Proto sp{b, b + n, top.file};
+    std::string piece;
+    float score = 0.0f;
+    int32_t type = 1;  // NORMAL; the numbering equals llama_token_type's
+    while (sp.p < sp.end) {
+      const uint64_t k = sp.varint();
+      if (k == (1 << 3 | 2)) {
+        auto [s, len] = sp.bytes();
+        piece.assign(reinterpret_cast<const char*>(s), len);
+      } else if (k == (2 << 3 | 5)) {
+        if (sp.end - sp.p < 4) fail("{}: truncated score", top.file);
+        std::memcpy(&score, sp.p, 4);
+        sp.p += 4;
+      } else if (k == (3 << 3 | 0)) {
+        type = int32_t(sp.varint());
+      } else {
+        sp.skip(int(k & 7));
+      }
+    }
+    v.tokens.push_back(piece);
+    v.scores.push_back(score);
+    v.types.push_back(type);
+  }
+  if (v.tokens.empty()) fail("{}: no SentencePiece pieces", model_file.string());
+  return v;
+}
+
+static json read_json(const fs::path& p) {
+  try {
+    return json::parse(read_file(p));
+  } catch (const json::exception& e) {
+    fail("{}: invalid JSON: {}", p.string(), e.what());
+  }
+}
+
+// convert_hf_to_gguf's does_token_look_special
+static bool looks_special(const std::string& t) {
+  auto ends = [&](const std::string& a, const std::string& b) {
+    return t.size() >= a.size() + b.size() && t.compare(0, a.size(), a) == 0 && t.compare(t.size() - b.size(), b.size(), b) == 0;
+  };
+  return t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]" || ends("<|", "|>") ||
+         ends("<\xef\xbd\x9c", "\xef\xbd\x9c>") || ends("<unused", ">");
+}
+
+Vocab llama_vocab(const fs::path& dir) {
+  const json cfg = read_json(dir / "config.json");
+  Vocab v;
+  if (fs::exists(dir / "tokenizer.model")) {
+    Vocab sp = read_sentencepiece(dir / "tokenizer.model");
+    const int64_t n = cfg.value("vocab_size", int64_t(sp.tokens.size()));
+    for (int64_t i = 0; i < n; ++i) {
+      v.tokens.push_back("[PAD" + std::to_string(i) + "]");
+      v.scores.push_back(-10000.0f);
+      v.types.push_back(5);
+    }
+    for (size_t i = 0; i < sp.tokens.size() && int64_t(i) < n; ++i)
+      v.tokens[i] = sp.tokens[i], v.scores[i] = sp.scores[i], v.types[i] = sp.types[i];
+    if (fs::exists(dir / "added_tokens.json"))
+      for (auto& [text, id] : read_json(dir / "added_tokens.json").items())
+        if (id.get<int64_t>() < n) v.tokens[id.get<size_t>()] = text, v.scores[id.get<size_t>()] = -1000.0f, v.types[id.get<size_t>()] = 4;
+    if (fs::exists(dir / "tokenizer_config.json")) {
+      const json tc = read_json(dir / "tokenizer_config.json");
+      if (tc.contains("added_tokens_decoder"))
+        for (auto& [key, tok] : tc["added_tokens_decoder"].items()) {
+          const int64_t id = std::stoll(key);
+          if (id < 0 || id >= n) continue;
+          std::string text = tok.at("content").get<std::string>();
+          if (tok.value("special", false) || looks_special(text)) v.types[id] = 3;
+          else {
+            for (size_t p; (p = text.find("\xe2\x96\x81")) != std::string::npos;) text.replace(p, 3, " ");
+            v.types[id] = 4;
+          }
+          v.scores[id] = -1000.0f;
+          v.tokens[id] = text;
+        }
+    }
+    return v;
+  }
+  if (!fs::exists(dir / "tokenizer.json")) fail("GGUF export: {} has neither tokenizer.model nor tokenizer.json", dir.string());
+  const json tj = read_json(dir / "tokenizer.json");
+  const json& model = tj.at("model");
+  if (model.value("type", "") != "BPE" || !model.value("byte_fallback", false))
+    fail("GGUF export: {}: only SentencePiece-style BPE tokenizers (byte_fallback) are supported",
+         (dir / "tokenizer.json").string());
+  std::map<int64_t, std::string> by_id;
+  for (auto& [text, id] : model.at("vocab").items()) by_id[id.get<int64_t>()] = text;
+  std::map<int64_t, bool> added;  // id -> special
+  if (tj.contains("added_tokens"))
+    for (auto& a : tj["added_tokens"]) {
+      by_id[a.at("id").get<int64_t>()] = a.at("content").get<std::string>();
+      added[a.at("id").get<int64_t>()] = a.value("special", false);
+    }
+  const int64_t n = std::max<int64_t>(cfg.value("vocab_size", int64_t(0)), by_id.empty() ? 0 : by_id.rbegin()->first + 1);
+  const std::string unk = model.value("unk_token", json(nullptr)).is_string() ? model["unk_token"].get<std::string>() : "";
+  static const std::regex byte_re("<0x[0-9A-Fa-f]{2}>");
+  int64_t first_normal = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    auto it = by_id.find(i);
+    int32_t type = 1;
+    std::string text = it == by_id.end() ? "[PAD" + std::to_string(i) + "]" : it->second;
+    if (it == by_id.end()) type = 5;
+    else if (added.count(i)) type = added[i] ? (text == unk ? 2 : 3) : 4;
+    else if (text == unk) type = 2;
+    else if (std::regex_match(text, byte_re)) type = 6;
+    if (type == 1 && first_normal < 0) first_normal = i;
+    v.tokens.push_back(text);
+    v.types.push_back(type);
+    v.scores.push_back(type == 1 ? -float(i - first_normal) : type == 5 ? -10000.0f : type == 4 ? -1000.0f : 0.0f);
+  }
+  return v;
+}
+
+static int64_t token_id(const Vocab& v, const json& tok) {
+  std::string s = tok.is_string() ? tok.get<std::string>() : tok.is_object() ? tok.value("content", "") : "";
+  for (size_t i = 0; i < v.tokens.size(); ++i)
+    if (!s.empty() && v.tokens[i] == s) return int64_t(i);
+  return -1;
+}
+
+Metadata llama_metadata(const fs::path& dir, Type bulk) {
+  const fs::path cfg_path = dir / "config.json";
+  const json cfg = read_json(cfg_path);
+  auto need = [&](const char* k) -> const json& {
+    if (!cfg.contains(k) || cfg[k].is_null()) fail("{}: missing {}", cfg_path.string(), k);
+    return cfg[k];
+  };
+  const std::string mt = cfg.value("model_type", "");
+  if (mt != "llama" && mt != "mistral") fail("{}: GGUF export supports llama models, not model_type '{}'", cfg_path.string(), mt);
+  const int64_t n_head = need("num_attention_heads").get<int64_t>();
+  const int64_t hidden = need("hidden_size").get<int64_t>();
+  Metadata m;
+  m.set_str("general.architecture", "llama");
+  m.set_str("general.type", "model");
+  std::string name = fs::absolute(dir).lexically_normal().filename().string();
+  if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+  m.set_str("general.name", name);
+  m.set_u32("llama.block_count", need("num_hidden_layers").get<uint32_t>());
+  m.set_u32("llama.context_length", need("max_position_embeddings").get<uint32_t>());
+  m.set_u32("llama.embedding_length", uint32_t(hidden));
+  m.set_u32("llama.feed_forward_length", need("intermediate_size").get<uint32_t>());
+  m.set_u32("llama.attention.head_count", uint32_t(n_head));
+  m.set_u32("llama.attention.head_count_kv", cfg.value("num_key_value_heads", uint32_t(n_head)));
+  m.set_f32("llama.rope.freq_base", cfg.value("rope_theta", 10000.0f));
+  m.set_f32("llama.attention.layer_norm_rms_epsilon", need("rms_norm_eps").get<float>());
+  if (cfg.contains("head_dim") && !cfg["head_dim"].is_null()) {
+    m.set_u32("llama.attention.key_length", cfg["head_dim"].get<uint32_t>());
+    m.set_u32("llama.attention.value_length", cfg["head_dim"].get<uint32_t>());
+  }
+  m.set_u32("general.file_type", file_type(bulk));
+  m.set_u32("llama.vocab_size", need("vocab_size").get<uint32_t>());
+  const int64_t head_dim = cfg.contains("head_dim") && !cfg["head_dim"].is_null() ? cfg["head_dim"].get<int64_t>() : hidden / n_head;
+  m.set_u32("llama.rope.dimension_count", uint32_t(head_dim));
+  if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
+    const json& rs = cfg["rope_scaling"];
+    const std::string kind = rs.value("type", rs.value("rope_type", ""));
+    if (kind != "linear") fail("{}: rope_scaling type '{}' is not supported by the GGUF export", cfg_path.string(), kind);
+    m.set_str("llama.rope.scaling.type", "linear");
+    m.set_f32("llama.rope.scaling.factor", rs.at("factor").get<float>());
+  }
+  m.set_u32("general.quantization_version", 2);
+  m.set_u32("general.alignment", 32);
+
+  const Vocab v = llama_vocab(dir);
+  m.set_str("tokenizer.ggml.model", "llama");
+  m.set_str("tokenizer.ggml.pre", "default");
+  m.set_str_array("tokenizer.ggml.tokens", v.tokens);
+  m.set_f32_array("tokenizer.ggml.scores", v.scores);
+  m.set_i32_array("tokenizer.ggml.token_type", v.types);
+  const json tc = fs::exists(dir / "tokenizer_config.json") ? read_json(dir / "tokenizer_config.json") : json::object();
+  // Special ids: the tokenizer_config.json token strings first, config.json's *_token_id for what is missing.
+  auto special = [&](const char* typ, const char* cfg_key) {
+    int64_t id = tc.contains(std::string(typ) + "_token") ? token_id(v, tc[std::string(typ) + "_token"]) : -1;
+    if (id < 0 && cfg_key && cfg.contains(cfg_key)) {
+      const json& c = cfg[cfg_key];
+      if (c.is_number_integer()) id = c.get<int64_t>();
+      else if (c.is_array() && !c.empty()) id = c[0].get<int64_t>();
+    }
+    static const std::map<std::string, std::string> key = {
+        {"bos", "bos_token_id"}, {"eos", "eos_token_id"}, {"unk", "unknown_token_id"}, {"pad", "padding_token_id"}};
+    if (id >= 0) m.set_u32("tokenizer.ggml." + key.at(typ), uint32_t(id));
+  };
+  special("bos", "bos_token_id");
+  special("eos", "eos_token_id");
+  special("unk", nullptr);
+  special("pad", "pad_token_id");
+  // add_{bos,sep,eos}_token as gguf-py's SpecialVocab derives them: from tokenizer.json's TemplateProcessing
+  // first, then tokenizer_config.json's add_*_token booleans (keys keep their first position).
+  std::vector<std::pair<std::string, bool>> add;
+  auto set_add = [&](const std::string& typ, bool v) {
+    for (auto& [t, b] : add)
+      if (t == typ) return void(b = v);
+    add.emplace_back(typ, v);
+  };
+  auto tc_str = [&](const char* k) { return tc.contains(k) && tc[k].is_string() ? tc[k].get<std::string>() : std::string(); };
+  if (fs::exists(dir / "tokenizer.json")) {
+    const json tj = read_json(dir / "tokenizer.json");
+    const std::string bos = tc_str("bos_token"), eos = tc_str("eos_token"), sep = tc_str("sep_token"), cls = tc_str("cls_token");
+    auto special_id = [](const json& e) {
+      return e.contains("SpecialToken") ? e["SpecialToken"].value("id", std::string()) : std::string();
+    };
+    if (tj.contains("post_processor") && tj["post_processor"].is_object()) {
+      const json& pp = tj["post_processor"];
+      const json procs = pp.contains("processors") ? pp["processors"] : json::array({pp});
+      for (const json& pr : procs) {
+        if (pr.value("type", "") == "RobertaProcessing") {
+          set_add("bos", true), set_add("eos", true), set_add("sep", true);
+          continue;
+        }
+        if (pr.value("type", "") != "TemplateProcessing") continue;
+        const json single = pr.value("single", json::array()), pair = pr.value("pair", json::array());
+        std::string first, last;
+        if (single.size() > 1) {
+          if (!(first = special_id(single.front())).empty()) set_add("bos", first == bos || first == cls);
+          if (!(last = special_id(single.back())).empty()) set_add("eos", last == eos);
+        }
+        if (!pair.empty()) {
+          size_t b = !first.empty() && special_id(pair.front()) == first ? 1 : 0;
+          size_t e = !last.empty() && special_id(pair.back()) == last ? pair.size() - 1 : pair.size();
+          if (e > b + 2 && pair[b].contains("Sequence") && pair[b]["Sequence"].value("id", "") == "A" &&
+              pair[e - 1].contains("Sequence") && pair[e - 1]["Sequence"].value("id", "") == "B") {
+            bool add_sep = false;
+            const std::string m0 = special_id(pair[b + 1]);
+            if (!m0.empty() && (m0 == sep || m0 == eos) && last.empty()) add_sep = true;
+            if (e - b - 2 == 2) {
+              const std::string m1 = special_id(pair[b + 2]);
+              if (!m1.empty() && (m1 == sep || m1 == eos)) add_sep = true;
+            }
+            set_add("sep", add_sep);
+          }
+        }
+      }
+    }
+  }
+  for (const char* typ : {"bos", "eos", "unk", "sep", "pad", "cls", "mask"}) {
+    const std::string k = std::string("add_") + typ + "_token";
+    if (tc.contains(k) && tc[k].is_boolean()) set_add(typ, tc[k].get<bool>());
+  }
+  for (auto& [typ, v] : add) m.set_bool("tokenizer.ggml.add_" + typ + "_token", v);
+  if (tc.contains("chat_template") && tc["chat_template"].is_string()) m.set_str("tokenizer.chat_template", tc["chat_template"].get<std::string>());
+  return m;
+}
+
+void export_llama(const fs::path& dir, const fs::path& out, Type bulk, const TypeChooser& choose) {
+  const json cfg = read_json(dir / "config.json");
+  const int n_head = cfg.at("num_attention_heads").get<int>();
+  const int n_kv = cfg.value("num_key_value_heads", n_head);
+  const auto ts = st::TensorSet::open_dir(dir);
+  std::vector<std::pair<std::string, std::string>> names;  // hf, gguf
+  std::vector<TensorSpec> specs;
+  for (auto& hf : ts.names()) {
+    std::string g = llama_tensor_name(hf);
+    if (g.empty()) continue;
+    const auto& shape = ts.info(hf).shape;
+    specs.push_back({g, shape, pick_type(choose ? choose(g, shape) : bulk, shape)});
+    names.emplace_back(hf, g);
+  }
+  Writer w(out, llama_metadata(dir, bulk), specs);
+  for (auto& [hf, g] : names) {
+    const auto view = ts.get(hf);
+    std::vector<float> x = view.to_f32();
+    const bool q = hf.ends_with("q_proj.weight") || hf.ends_with("q_proj.bias");
+    const bool k = hf.ends_with("k_proj.weight") || hf.ends_with("k_proj.bias");
+    if (q || k) {
+      std::vector<float> p(x.size());
+      const int64_t rows = view.shape()[0], cols = int64_t(x.size()) / rows;
+      permute_rope_rows(x.data(), p.data(), rows, cols, q ? n_head : n_kv);
+      x.swap(p);
+    }
+    w.write_f32(g, x.data(), x.size());
+  }
+  w.finish();
+}
+
+}  // namespace llmopt::gguf

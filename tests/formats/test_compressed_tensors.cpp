@@ -1,0 +1,213 @@
+// compressed-tensors layouts against the `compressed-tensors` package: scripts/golden/formats_golden.py
+// decompresses the files this test writes with the package's own compressors (and validates the
+// quantization_config with its pydantic models), and commits them with the results in testdata/formats/.
+// With LLMOPT_GOLDEN_OUT=<dir> set, the test only writes its files there for that script.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "formats/compressed_tensors.h"
+#include "formats/safetensors.h"
+#include "lib/core/error.h"
+#include "lib/core/fsutil.h"
+#include "tests/support/test_paths.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace llmopt;
+
+namespace {
+// ---- shared with test_compressed_tensors.cpp (kept in step by hand) ----
+fs::path golden_out() {
+  const char* e = std::getenv("LLMOPT_GOLDEN_OUT");
+  return e && *e ? fs::path(e) : fs::path();
+}
+fs::path fmt_dir() { return test::testdata_dir() / "formats"; }
+json golden() { return json::parse(read_file(fmt_dir() / "formats_golden.json")); }
+std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+
+struct Rng {  // splitmix64
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return float(next() >> 40) / float(1 << 24); }
+  float normal() { return std::sqrt(-2.0f * std::log(uniform() + 1e-7f)) * std::cos(6.2831853f * uniform()); }
+};
+
+// A synthetic quantized weight: codes/scales/zeros by round-to-nearest over groups (act-order groups
+// follow a random column permutation). Asymmetric cases force a zero point of 0 (1 with !zero0) and of
+// 2^bits - 1 in row 0 / row 1.
+struct Case {
+  std::string name;
+  int rows, cols, bits, group;
+  bool sym, act_order;
+  std::vector<uint8_t> codes;
+  std::vector<float> scales;
+  std::vector<int32_t> zeros, g_idx;
+  PackInput input() const {
+    return {rows, cols, bits, group, sym, codes.data(), scales.data(), zeros.data(), act_order ? g_idx.data() : nullptr};
+  }
+};
+
+Case make_case(std::string name, int rows, int cols, int bits, int group, bool sym, bool act_order, uint64_t seed,
+               bool zero0 = true) {
+  Case c{std::move(name), rows, cols, bits, group, sym, act_order, {}, {}, {}, {}};
+  Rng rng{seed};
+  PackInput shape{.rows = rows, .cols = cols, .bits = bits, .group_size = group};
+  const int ng = shape.n_groups(), gl = shape.group_len(), maxq = (1 << bits) - 1;
+  std::vector<float> w(size_t(rows) * cols);
+  for (auto& x : w) x = 0.05f * rng.normal();
+  std::vector<int> perm(cols);
+  for (int i = 0; i < cols; ++i) perm[i] = i;
+  if (act_order)
+    for (int i = cols - 1; i > 0; --i) std::swap(perm[i], perm[rng.next() % uint64_t(i + 1)]);
+  c.g_idx.resize(cols);
+  for (int k = 0; k < cols; ++k) c.g_idx[perm[k]] = k / gl;
+  c.codes.resize(w.size());
+  c.scales.resize(size_t(rows) * ng);
+  c.zeros.resize(size_t(rows) * ng);
+  for (int r = 0; r < rows; ++r)
+    for (int g = 0; g < ng; ++g) {
+      float lo = 0, hi = 0;
+      for (int i = 0; i < cols; ++i)
+        if (c.g_idx[i] == g) lo = std::min(lo, w[size_t(r) * cols + i]), hi = std::max(hi, w[size_t(r) * cols + i]);
+      float s;
+      int z;
+      if (sym) {
+        s = std::max(-lo, hi) / float((maxq + 1) / 2 - (bits == 1 ? 0 : 1) + (bits == 1 ? 1 : 0));
+        z = (maxq + 1) / 2;
+      } else {
+        s = (hi - lo) / float(maxq);
+        z = int(std::lround(-lo / s));
+        if (r == 0) z = zero0 ? 0 : 1;
+        if (r == 1) z = maxq;
+      }
+      c.scales[size_t(r) * ng + g] = s;
+      c.zeros[size_t(r) * ng + g] = z;
+      for (int i = 0; i < cols; ++i)
+        if (c.g_idx[i] == g) {
+          long q = std::lround(w[size_t(r) * cols + i] / s) + z;
+          c.codes[size_t(r) * cols + i] = uint8_t(std::clamp<long>(q, 0, maxq));
+        }
+    }
+  return c;
+}
+
+// Writes the tensors under `prefix` with the quantization config as the file's only metadata entry.
+void write_st(const fs::path& path, const std::string& prefix, const std::vector<PackedTensor>& ts, const json& qcfg) {
+  std::vector<st::TensorInfo> specs;
+  for (auto& t : ts) specs.push_back({prefix + t.suffix, t.dtype, t.shape, 0, 0});
+  st::Writer w(path, specs, {{"quantization_config", qcfg.dump()}});
+  for (auto& t : ts) w.write(prefix + t.suffix, t.data.data(), t.data.size());
+  w.finish();
+}
+
+void write_f32(const fs::path& path, const std::string& name, const std::vector<float>& x, int64_t rows, int64_t cols) {
+  st::Writer w(path, {{name, DType::F32, {rows, cols}, 0, 0}});
+  w.write(name, x.data(), x.size() * 4);
+  w.finish();
+}
+
+// Packs `c` with `pack`, checks our dequantization of the packed tensors against the codes, writes the file
+// and compares it (bytes) and the reference readers' dequantization (hash) with the committed golden data.
+template <typename Pack, typename Deq>
+void run_case(const Case& c, const std::string& prefix, Pack pack, Deq deq, const json& qcfg, bool f16_scales = true,
+              DType scale_dtype = DType::F16) {
+  INFO("case " << c.name);
+  const std::vector<PackedTensor> packed = pack(c.input());
+  const std::vector<float> ours = deq(packed);
+  Case r = c;  // the scales as stored
+  for (auto& s : r.scales) {
+    if (scale_dtype == DType::F16 || f16_scales) s = f16_to_f32(f32_to_f16(s));
+    else if (scale_dtype == DType::BF16) s = bf16_to_f32(f32_to_bf16(s));
+  }
+  const std::vector<float> want = dequantize_codes(r.input());
+  CHECK(ours == want);
+  const fs::path tmp = test::temp_dir("fmtpack") / (c.name + ".safetensors");
+  write_st(tmp, prefix, packed, qcfg);
+  if (auto out = golden_out(); !out.empty()) {
+    fs::copy_file(tmp, out / tmp.filename(), fs::copy_options::overwrite_existing);
+    write_f32(out / (c.name + ".ours.safetensors"), "weight", ours, c.rows, c.cols);
+    return;
+  }
+  const json g = golden().at("cases").at(c.name);
+  CHECK(read_file(tmp) == read_file(fmt_dir() / g.at("file").get<std::string>()));
+  // compressed-tensors multiplies in the scales' dtype: round ours the same way before comparing.
+  std::vector<float> rounded = ours;
+  for (auto& v : rounded) {
+    if (scale_dtype == DType::F16) v = f16_to_f32(f32_to_f16(v));
+    if (scale_dtype == DType::BF16) v = bf16_to_f32(f32_to_bf16(v));
+  }
+  CHECK(hex64(fnv1a64(rounded.data(), rounded.size() * 4)) == g.at("ref_dequant_fnv").get<std::string>());
+  CHECK(g.at("max_abs_diff").get<double>() == 0.0);
+  // Read the committed (Python-verified) file back through our reader and dequantize it again.
+  auto f = st::File::open(fmt_dir() / g.at("file").get<std::string>());
+  std::vector<PackedTensor> back;
+  for (auto& t : packed) {
+    auto v = f->view(*f->find(prefix + t.suffix));
+    PackedTensor p{t.suffix, v.dtype(), v.shape(), {}};
+    p.data.assign(v.data, v.data + v.nbytes());
+    back.push_back(std::move(p));
+  }
+  CHECK(deq(back) == ours);
+  CHECK(json::parse(f->metadata().at("quantization_config")) == qcfg);
+}
+}  // namespace
+
+TEST_CASE("compressed-tensors int-quantized (W8A8)") {
+  for (DType sd : {DType::F32, DType::BF16}) {
+    const Case c = make_case(fmt::format("ct_w8a8_{}", sd == DType::F32 ? "f32" : "bf16"), 64, 128, 8, -1, true, false, 5);
+    run_case(
+        c, "model.layers.0.self_attn.q_proj.", [&](const PackInput& q) { return ct::pack_int8(q, sd); },
+        [&](const std::vector<PackedTensor>& p) { return ct::dequantize(p, 8, -1); }, ct::quantization_config_w8a8(),
+        /*f16_scales=*/false, sd);
+  }
+}
+
+TEST_CASE("compressed-tensors pack-quantized") {
+  struct Spec { const char* name; int rows, cols, bits, group; bool sym; DType sd; };
+  for (Spec s : {Spec{"ct_w4_sym_g32", 64, 128, 4, 32, true, DType::F16}, Spec{"ct_w4_asym_g32", 64, 128, 4, 32, false, DType::F32},
+                 Spec{"ct_w4_asym_channel_172", 44, 172, 4, -1, false, DType::F32},
+                 Spec{"ct_w3_asym_g32", 40, 96, 3, 32, false, DType::BF16}, Spec{"ct_w8_sym_g64", 32, 128, 8, 64, true, DType::F32}}) {
+    const Case c = make_case(s.name, s.rows, s.cols, s.bits, s.group, s.sym, false, 77 + s.bits);
+    run_case(
+        c, "model.layers.0.mlp.down_proj.", [&](const PackInput& q) { return ct::pack_packed(q, s.sd); },
+        [&](const std::vector<PackedTensor>& p) { return ct::dequantize(p, s.bits, s.group); },
+        ct::quantization_config_packed(s.bits, s.group, s.sym), false, s.sd);
+  }
+}
+
+TEST_CASE("pack-quantized 4-bit: 8 codes per int32 low first, offset by 8; zero points packed down the rows") {
+  std::vector<uint8_t> codes(16 * 8);
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 8; ++c) codes[size_t(r) * 8 + c] = uint8_t((c + r) % 16);
+  std::vector<float> scales(16, 1.0f);
+  std::vector<int32_t> zeros(16);
+  for (int r = 0; r < 16; ++r) zeros[r] = r;
+  PackInput q{16, 8, 4, -1, false, codes.data(), scales.data(), zeros.data(), nullptr};
+  auto p = ct::pack_packed(q, DType::F32);
+  REQUIRE(p.size() == 4);
+  CHECK(p[0].shape == std::vector<int64_t>{16, 1});
+  CHECK(uint32_t(p[0].as<int32_t>()[0]) == 0x76543210u);
+  CHECK(p[2].suffix == "weight_zero_point");
+  CHECK(p[2].shape == std::vector<int64_t>{2, 1});
+  CHECK(uint32_t(p[2].as<int32_t>()[0]) == 0x76543210u);
+  CHECK(uint32_t(p[2].as<int32_t>()[1]) == 0xfedcba98u);
+  CHECK(p[3].as<int64_t>()[0] == 16);
+  CHECK(p[3].as<int64_t>()[1] == 8);
+}
+
+TEST_CASE("compressed-tensors rejects what it cannot store") {
+  const Case c = make_case("ragged_group", 64, 172, 4, 32, false, false, 7);
+  CHECK_THROWS_WITH_AS(ct::pack_packed(c.input(), DType::F32), doctest::Contains("not a multiple of the group size"), Error);
+  const Case a = make_case("asym8", 64, 128, 8, -1, false, false, 7);
+  CHECK_THROWS_WITH_AS(ct::pack_int8(a.input(), DType::F32), doctest::Contains("symmetric per-channel"), Error);
+  const Case s = make_case("sym8", 64, 128, 8, -1, true, false, 7);
+  CHECK_THROWS_WITH_AS(ct::pack_int8(s.input(), DType::I32), doctest::Contains("F32, F16 or BF16"), Error);
+}

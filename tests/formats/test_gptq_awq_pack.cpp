@@ -1,0 +1,223 @@
+// GPTQ and AWQ packing against the upstream readers' dequantization formulas
+// (scripts/golden/formats_golden.py applies AutoGPTQ's / AutoAWQ's unpacking in numpy to the files this
+// test writes, and commits them with the results in testdata/formats/).
+// With LLMOPT_GOLDEN_OUT=<dir> set, the test only writes its files there for that script.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "formats/awq_pack.h"
+#include "formats/gptq_pack.h"
+#include "formats/safetensors.h"
+#include "lib/core/error.h"
+#include "lib/core/fsutil.h"
+#include "tests/support/test_paths.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace llmopt;
+
+namespace {
+// ---- shared with test_compressed_tensors.cpp (kept in step by hand) ----
+fs::path golden_out() {
+  const char* e = std::getenv("LLMOPT_GOLDEN_OUT");
+  return e && *e ? fs::path(e) : fs::path();
+}
+fs::path fmt_dir() { return test::testdata_dir() / "formats"; }
+json golden() { return json::parse(read_file(fmt_dir() / "formats_golden.json")); }
+std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+
+struct Rng {  // splitmix64
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return float(next() >> 40) / float(1 << 24); }
+  float normal() { return std::sqrt(-2.0f * std::log(uniform() + 1e-7f)) * std::cos(6.2831853f * uniform()); }
+};
+
+// A synthetic quantized weight: codes/scales/zeros by round-to-nearest over groups (act-order groups
+// follow a random column permutation). Asymmetric cases force a zero point of 0 (1 with !zero0) and of
+// 2^bits - 1 in row 0 / row 1.
+struct Case {
+  std::string name;
+  int rows, cols, bits, group;
+  bool sym, act_order;
+  std::vector<uint8_t> codes;
+  std::vector<float> scales;
+  std::vector<int32_t> zeros, g_idx;
+  PackInput input() const {
+    return {rows, cols, bits, group, sym, codes.data(), scales.data(), zeros.data(), act_order ? g_idx.data() : nullptr};
+  }
+};
+
+Case make_case(std::string name, int rows, int cols, int bits, int group, bool sym, bool act_order, uint64_t seed,
+               bool zero0 = true) {
+  Case c{std::move(name), rows, cols, bits, group, sym, act_order, {}, {}, {}, {}};
+  Rng rng{seed};
+  PackInput shape{.rows = rows, .cols = cols, .bits = bits, .group_size = group};
+  const int ng = shape.n_groups(), gl = shape.group_len(), maxq = (1 << bits) - 1;
+  std::vector<float> w(size_t(rows) * cols);
+  for (auto& x : w) x = 0.05f * rng.normal();
+  std::vector<int> perm(cols);
+  for (int i = 0; i < cols; ++i) perm[i] = i;
+  if (act_order)
+    for (int i = cols - 1; i > 0; --i) std::swap(perm[i], perm[rng.next() % uint64_t(i + 1)]);
+  c.g_idx.resize(cols);
+  for (int k = 0; k < cols; ++k) c.g_idx[perm[k]] = k / gl;
+  c.codes.resize(w.size());
+  c.scales.resize(size_t(rows) * ng);
+  c.zeros.resize(size_t(rows) * ng);
+  for (int r = 0; r < rows; ++r)
+    for (int g = 0; g < ng; ++g) {
+      float lo = 0, hi = 0;
+      for (int i = 0; i < cols; ++i)
+        if (c.g_idx[i] == g) lo = std::min(lo, w[size_t(r) * cols + i]), hi = std::max(hi, w[size_t(r) * cols + i]);
+      float s;
+      int z;
+      if (sym) {
+        s = std::max(-lo, hi) / float((maxq + 1) / 2 - (bits == 1 ? 0 : 1) + (bits == 1 ? 1 : 0));
+        z = (maxq + 1) / 2;
+      } else {
+        s = (hi - lo) / float(maxq);
+        z = int(std::lround(-lo / s));
+        if (r == 0) z = zero0 ? 0 : 1;
+        if (r == 1) z = maxq;
+      }
+      c.scales[size_t(r) * ng + g] = s;
+      c.zeros[size_t(r) * ng + g] = z;
+      for (int i = 0; i < cols; ++i)
+        if (c.g_idx[i] == g) {
+          long q = std::lround(w[size_t(r) * cols + i] / s) + z;
+          c.codes[size_t(r) * cols + i] = uint8_t(std::clamp<long>(q, 0, maxq));
+        }
+    }
+  return c;
+}
+
+// Writes the tensors under `prefix` with the quantization config as the file's only metadata entry.
+void write_st(const fs::path& path, const std::string& prefix, const std::vector<PackedTensor>& ts, const json& qcfg) {
+  std::vector<st::TensorInfo> specs;
+  for (auto& t : ts) specs.push_back({prefix + t.suffix, t.dtype, t.shape, 0, 0});
+  st::Writer w(path, specs, {{"quantization_config", qcfg.dump()}});
+  for (auto& t : ts) w.write(prefix + t.suffix, t.data.data(), t.data.size());
+  w.finish();
+}
+
+void write_f32(const fs::path& path, const std::string& name, const std::vector<float>& x, int64_t rows, int64_t cols) {
+  st::Writer w(path, {{name, DType::F32, {rows, cols}, 0, 0}});
+  w.write(name, x.data(), x.size() * 4);
+  w.finish();
+}
+
+// Packs `c` with `pack`, checks our dequantization of the packed tensors against the codes, writes the file
+// and compares it (bytes) and the reference readers' dequantization (hash) with the committed golden data.
+template <typename Pack, typename Deq>
+void run_case(const Case& c, const std::string& prefix, Pack pack, Deq deq, const json& qcfg, bool f16_scales = true,
+              DType scale_dtype = DType::F16) {
+  INFO("case " << c.name);
+  const std::vector<PackedTensor> packed = pack(c.input());
+  const std::vector<float> ours = deq(packed);
+  Case r = c;  // the scales as stored
+  for (auto& s : r.scales) {
+    if (scale_dtype == DType::F16 || f16_scales) s = f16_to_f32(f32_to_f16(s));
+    else if (scale_dtype == DType::BF16) s = bf16_to_f32(f32_to_bf16(s));
+  }
+  const std::vector<float> want = dequantize_codes(r.input());
+  CHECK(ours == want);
+  const fs::path tmp = test::temp_dir("fmtpack") / (c.name + ".safetensors");
+  write_st(tmp, prefix, packed, qcfg);
+  if (auto out = golden_out(); !out.empty()) {
+    fs::copy_file(tmp, out / tmp.filename(), fs::copy_options::overwrite_existing);
+    write_f32(out / (c.name + ".ours.safetensors"), "weight", ours, c.rows, c.cols);
+    return;
+  }
+  const json g = golden().at("cases").at(c.name);
+  CHECK(read_file(tmp) == read_file(fmt_dir() / g.at("file").get<std::string>()));
+  CHECK(hex64(fnv1a64(ours.data(), ours.size() * 4)) == g.at("ref_dequant_fnv").get<std::string>());
+  CHECK(g.at("max_abs_diff").get<double>() == 0.0);
+  // Read the committed (Python-verified) file back through our reader and dequantize it again.
+  auto f = st::File::open(fmt_dir() / g.at("file").get<std::string>());
+  std::vector<PackedTensor> back;
+  for (auto& t : packed) {
+    auto v = f->view(*f->find(prefix + t.suffix));
+    PackedTensor p{t.suffix, v.dtype(), v.shape(), {}};
+    p.data.assign(v.data, v.data + v.nbytes());
+    back.push_back(std::move(p));
+  }
+  CHECK(deq(back) == ours);
+  CHECK(json::parse(f->metadata().at("quantization_config")) == qcfg);
+}
+}  // namespace
+
+const char* kPrefix = "model.layers.0.mlp.down_proj.";
+
+TEST_CASE("GPTQ packing: 2/3/4/8 bits, groups, act-order, per-channel") {
+  struct Spec { const char* name; int bits, group; bool sym, act; };
+  for (Spec s : {Spec{"gptq_b2_g32", 2, 32, false, false}, Spec{"gptq_b3_g32", 3, 32, false, false},
+                 Spec{"gptq_b4_g32_actorder_sym", 4, 32, true, true}, Spec{"gptq_b4_g64", 4, 64, false, false},
+                 Spec{"gptq_b8_channel", 8, -1, false, false}}) {
+    // zero0 = false: a GPTQ v1 zero point of 0 is stored as 2^bits - 1 and only readers that mask after
+    // adding one (AutoGPTQ's 2/4/8-bit path) read it back; keep the golden cases inside what all read.
+    const Case c = make_case(s.name, 64, 128, s.bits, s.group, s.sym, s.act, 1234 + s.bits, false);
+    run_case(
+        c, kPrefix, [](const PackInput& q) { return gptq::pack(q); },
+        [&](const std::vector<PackedTensor>& p) { return gptq::dequantize(p, s.bits); },
+        gptq::quantization_config(s.bits, s.group, s.act, s.sym));
+  }
+}
+
+TEST_CASE("AWQ GEMM packing") {
+  for (int group : {32, 128}) {
+    const Case c = make_case(fmt::format("awq_b4_g{}", group), 64, 128, 4, group, false, false, 99 + group);
+    run_case(
+        c, kPrefix, [](const PackInput& q) { return awq::pack(q); },
+        [&](const std::vector<PackedTensor>& p) { return awq::dequantize(p, group); }, awq::quantization_config(group));
+  }
+}
+
+TEST_CASE("AWQ nibble order is [0,2,4,6,1,3,5,7]") {
+  // One input row, outputs 0..7 carry codes 0..7: word = sum_j kOrder[j] << 4j.
+  std::vector<uint8_t> codes(8 * 32, 0);
+  for (int o = 0; o < 8; ++o) codes[size_t(o) * 32] = uint8_t(o);
+  std::vector<float> scales(8, 1.0f);
+  std::vector<int32_t> zeros(8, 0);
+  PackInput q{8, 32, 4, 32, false, codes.data(), scales.data(), zeros.data(), nullptr};
+  auto p = awq::pack(q);
+  CHECK(uint32_t(p[0].as<int32_t>()[0]) == 0x75316420u);
+}
+
+TEST_CASE("GPTQ 4-bit: codes low nibble first along the input dimension, zeros stored minus one") {
+  std::vector<uint8_t> codes(32 * 32);
+  for (int o = 0; o < 32; ++o)
+    for (int i = 0; i < 32; ++i) codes[size_t(o) * 32 + i] = uint8_t((i + o) % 16);
+  std::vector<float> scales(32, 0.5f);
+  std::vector<int32_t> zeros(32, 8);
+  zeros[0] = 0;
+  PackInput q{32, 32, 4, 32, false, codes.data(), scales.data(), zeros.data(), nullptr};
+  auto p = gptq::pack(q);
+  CHECK(p[0].shape == std::vector<int64_t>{4, 32});
+  CHECK(uint32_t(p[0].as<int32_t>()[0]) == 0x76543210u);      // qweight[0][o=0]: inputs 0..7
+  CHECK(uint32_t(p[0].as<int32_t>()[1]) == 0x87654321u);      // qweight[0][o=1]
+  CHECK(uint32_t(p[1].as<int32_t>()[0]) == 0x7777777fu);      // qzeros[0][0]: (0-1)&15 = 15, then 7s
+}
+
+TEST_CASE("shapes the formats cannot store are rejected with a clear error") {
+  const Case c = make_case("ragged", 64, 172, 4, 32, false, false, 7);  // stories260K down_proj
+  CHECK_THROWS_WITH_AS(gptq::pack(c.input()), doctest::Contains("multiples of 32"), Error);
+  CHECK_THROWS_WITH_AS(awq::pack(c.input()), doctest::Contains("not a multiple of the group size"), Error);
+  const Case c5 = make_case("b5", 64, 128, 5, 32, false, false, 7);
+  CHECK_THROWS_WITH_AS(gptq::pack(c5.input()), doctest::Contains("5 bits"), Error);
+  const Case c3 = make_case("b3", 64, 128, 3, 32, false, false, 7);
+  CHECK_THROWS_WITH_AS(awq::pack(c3.input()), doctest::Contains("only 4-bit"), Error);
+  const Case act = make_case("act", 64, 128, 4, 32, false, true, 7);
+  CHECK_THROWS_WITH_AS(awq::pack(act.input()), doctest::Contains("act-order"), Error);
+  Case bad = make_case("bad", 64, 128, 4, 32, false, false, 7);
+  bad.codes[5] = 16;
+  CHECK_THROWS_WITH_AS(gptq::pack(bad.input()), doctest::Contains("does not fit 4 bits"), Error);
+}
