@@ -1,0 +1,309 @@
+// Tokenizer: loading tokenizer.json / tokenizer_config.json, added-token splitting, the encode pipeline,
+// the post-processor and decode. The parts live in normalize.cpp, pretokenize.cpp, bpe.cpp, decoders.cpp.
+#include "lib/tokenizer/tokenizer.h"
+
+#include <utf8proc.h>
+
+#include <stdexcept>
+
+#include "lib/core/error.h"
+#include "lib/core/fsutil.h"
+#include "lib/core/log.h"
+#include "lib/tokenizer/internal.h"
+
+namespace llmopt::tok {
+using namespace detail;
+
+namespace {
+
+struct AddedToken {
+  std::string content;
+  int32_t id;
+  bool special, normalized, lstrip, rstrip;
+};
+
+// Byte trie over added-token contents: leftmost-longest matching, as HF's aho-corasick (LeftmostLongest).
+struct Trie {
+  struct Node { std::vector<std::pair<unsigned char, int32_t>> kids; int32_t token = -1; };
+  std::vector<Node> nodes{1};
+  std::array<bool, 256> first{};
+
+  void add(std::string_view s, int32_t token) {
+    if (s.empty()) return;
+    first[(unsigned char)s[0]] = true;
+    int32_t n = 0;
+    for (unsigned char c : s) {
+      int32_t next = -1;
+      for (auto& [k, v] : nodes[n].kids) if (k == c) next = v;
+      if (next < 0) {
+        next = int32_t(nodes.size());
+        nodes[n].kids.push_back({c, next});
+        nodes.emplace_back();
+      }
+      n = next;
+    }
+    if (nodes[n].token < 0) nodes[n].token = token;
+  }
+  bool empty() const { return nodes.size() == 1; }
+  // Longest token starting at s[i]: its index and length, or false.
+  bool longest(std::string_view s, size_t i, int32_t& token, size_t& len) const {
+    int32_t n = 0;
+    token = -1;
+    for (size_t k = i; k < s.size(); k++) {
+      int32_t next = -1;
+      for (auto& [c, v] : nodes[n].kids) if (c == (unsigned char)s[k]) { next = v; break; }
+      if (next < 0) break;
+      n = next;
+      if (nodes[n].token >= 0) token = nodes[n].token, len = k + 1 - i;
+    }
+    return token >= 0;
+  }
+};
+
+bool is_space(uint32_t cp) {  // Rust char::is_whitespace (Unicode White_Space)
+  if (cp == ' ' || (cp >= 9 && cp <= 13) || cp == 0x85) return true;
+  auto cat = utf8proc_category(utf8proc_int32_t(cp));
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
+}
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  Normalizer normalizer;
+  PreTokenizer pre;
+  Bpe bpe;
+  Decoder decoder;
+  std::vector<AddedToken> added;
+  std::unordered_map<int32_t, int32_t> added_by_id;  // id → index in `added`
+  Trie raw_trie, norm_trie;                          // normalized=false / normalized=true tokens
+  std::vector<int32_t> prefix, suffix;               // post-processor around the sequence
+  int32_t bos = -1, eos = -1;
+  bool add_bos = false;
+  int64_t vocab_size = 0;
+
+  int32_t token_id(std::string_view piece) const {
+    for (auto& a : added) if (a.content == piece) return a.id;
+    std::string key;
+    if (!bpe.byte_level || !chars_to_bytes(piece, key)) key = piece;
+    return bpe.vocab.find(key);
+  }
+
+  // Splits s on added tokens (HF AddedVocabulary::find_matches); calls gap(view) or token(id) in order.
+  template <class Gap>
+  void split_added(const Trie& trie, std::string_view s, bool parse_special, std::vector<int32_t>& out, Gap&& gap) const {
+    if (trie.empty()) return gap(s);
+    size_t done = 0;
+    for (size_t i = 0; i < s.size();) {
+      int32_t t;
+      size_t len;
+      if (!trie.first[(unsigned char)s[i]] || !trie.longest(s, i, t, len)) { i++; continue; }
+      const AddedToken& a = added[t];
+      size_t b = i, e = i + len;
+      i = e;
+      if (a.special && !parse_special) continue;  // stays part of the text
+      if (a.lstrip) {  // swallow whitespace before the token
+        while (b > done) {
+          size_t p = b - 1;
+          while (p > done && (s[p] & 0xC0) == 0x80) p--;
+          size_t q = p;
+          if (!is_space(utf8_decode(s, q))) break;
+          b = p;
+        }
+      }
+      if (a.rstrip) {
+        while (e < s.size()) {
+          size_t q = e;
+          if (!is_space(utf8_decode(s, q))) break;
+          e = q;
+        }
+        i = e;
+      }
+      if (b > done) gap(s.substr(done, b - done));
+      out.push_back(a.id);
+      done = e;
+    }
+    if (done < s.size()) gap(s.substr(done));
+  }
+
+  void encode_text(std::string_view text, bool parse_special, std::vector<int32_t>& out) const {
+    thread_local std::vector<std::string_view> words;
+    auto model = [&](std::string_view piece) {
+      words.clear();
+      pre.split(piece, words);
+      for (auto w : words) bpe.encode_word(w, out);
+    };
+    split_added(raw_trie, text, parse_special, out, [&](std::string_view gap) {
+      if (normalizer.empty()) return split_added(norm_trie, gap, parse_special, out, model);
+      std::string norm(gap);
+      normalizer.apply(norm);
+      split_added(norm_trie, norm, parse_special, out, model);
+    });
+  }
+};
+
+static void parse_post_processor(const json& j, Tokenizer::Impl& t, bool& has_template) {
+  if (j.is_null()) return;
+  std::string type = j.at("type");
+  if (type == "Sequence") {
+    for (const auto& p : j.at("processors")) parse_post_processor(p, t, has_template);
+  } else if (type == "TemplateProcessing") {
+    has_template = true;
+    bool seen_a = false;
+    for (const auto& item : j.at("single")) {
+      if (item.contains("Sequence")) { seen_a = true; continue; }
+      std::string name = item.at("SpecialToken").at("id");
+      for (const auto& id : j.at("special_tokens").at(name).at("ids")) (seen_a ? t.suffix : t.prefix).push_back(id);
+    }
+  } else if (type != "ByteLevel") {
+    throw std::runtime_error("unsupported post_processor " + type);
+  }
+}
+
+// A token in tokenizer_config.json: a string, {"content": ...} or null.
+static std::string config_token(const json& c, const char* key) {
+  if (!c.contains(key)) return {};
+  const json& v = c[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content")) return v["content"].get<std::string>();
+  return {};
+}
+
+Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
+  auto impl = std::make_shared<Impl>();
+  Impl& t = *impl;
+  auto path = dir / "tokenizer.json";
+  bool has_template = false;
+  try {
+    // vocab and merges (most of the file) are taken out during the parse instead of becoming json values.
+    std::vector<std::pair<std::string, int32_t>> vocab;
+    std::vector<std::pair<std::string, std::string>> merges;
+    std::string top, sub, key;  // keys at depth 1 and 2, and the pending vocab key
+    bool pending_first = false;  // inside a ["a", "b"] merge after "a"
+    using E = json::parse_event_t;
+    std::string text = read_file(path);
+    vocab.reserve(text.size() / 16);  // upper bounds; untouched capacity costs nothing
+    merges.reserve(text.size() / 16);
+    json j = json::parse(text, [&](int depth, E ev, json& v) -> bool {
+      if (ev == E::key) {
+        if (depth == 1) top = v.get<std::string>();
+        else if (depth == 2) sub = v.get<std::string>();
+        else if (depth == 3 && top == "model" && sub == "vocab") return key = std::move(v.get_ref<std::string&>()), false;
+        return true;
+      }
+      if (depth < 3 || top != "model") return true;
+      if (ev == E::value && depth == 3 && sub == "vocab") return vocab.emplace_back(std::move(key), v.get<int32_t>()), false;
+      if (sub != "merges") return true;
+      if (ev == E::value && depth == 3) {  // "a b"
+        const std::string& s = v.get_ref<const std::string&>();
+        size_t sp = s.find(' ');
+        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) throw std::runtime_error("bad merge \"" + s + "\"");
+        merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+        return false;
+      }
+      if (ev == E::value && depth == 4) {  // ["a", "b"]
+        auto& s = v.get_ref<std::string&>();
+        if (pending_first) merges.back().second = std::move(s), pending_first = false;
+        else merges.emplace_back(std::move(s), std::string()), pending_first = true;
+        return false;
+      }
+      return !(ev == E::array_end && depth == 3);  // drop the emptied ["a", "b"]
+    });
+    t.normalizer = parse_normalizer(j.value("normalizer", json()));
+    t.pre = parse_pre_tokenizer(j.value("pre_tokenizer", json()));
+    t.bpe.load(j.at("model"), vocab, merges, t.pre.byte_level);
+    t.decoder = parse_decoder(j.value("decoder", json()));
+    parse_post_processor(j.value("post_processor", json()), t, has_template);
+    t.vocab_size = int64_t(t.bpe.pieces.size());
+    for (const auto& a : j.value("added_tokens", json::array())) {
+      AddedToken tok{a.at("content"), a.at("id"), a.value("special", false), a.value("normalized", true),
+                     a.value("lstrip", false), a.value("rstrip", false)};
+      if (a.value("single_word", false)) log::warn("{}: added token {} has single_word=true, which is ignored", path.string(), tok.content);
+      int32_t index = int32_t(t.added.size());
+      t.added_by_id[tok.id] = index;
+      t.vocab_size = std::max<int64_t>(t.vocab_size, tok.id + 1);
+      t.added.push_back(std::move(tok));
+    }
+    for (int32_t i = 0; i < int32_t(t.added.size()); i++) {
+      const AddedToken& a = t.added[i];
+      if (!a.normalized) { t.raw_trie.add(a.content, i); continue; }
+      std::string norm = a.content;  // normalized tokens are matched in normalized text
+      t.normalizer.apply(norm);
+      t.norm_trie.add(norm, i);
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("cannot load tokenizer {}: {}", path.string(), e.what());
+  }
+
+  auto cpath = dir / "tokenizer_config.json";
+  json cfg = json::object();
+  if (std::filesystem::exists(cpath)) {
+    try {
+      cfg = json::parse(read_file(cpath));
+    } catch (const json::exception& e) {
+      fail("cannot parse {}: {}", cpath.string(), e.what());
+    }
+  }
+  std::string bos = config_token(cfg, "bos_token"), eos = config_token(cfg, "eos_token");
+  t.bos = bos.empty() ? (t.prefix.empty() ? -1 : t.prefix.front()) : t.token_id(bos);
+  t.eos = eos.empty() ? (t.suffix.empty() ? -1 : t.suffix.back()) : t.token_id(eos);
+  if (!bos.empty() && t.bos < 0) fail("{}: bos_token {} is not in the vocabulary", cpath.string(), bos);
+  if (!eos.empty() && t.eos < 0) fail("{}: eos_token {} is not in the vocabulary", cpath.string(), eos);
+  // Without a template, tokenizer_config.json's add_bos_token/add_eos_token decide (transformers 4.x).
+  if (!has_template) {
+    if (cfg.value("add_bos_token", false) && t.bos >= 0) t.prefix = {t.bos};
+    if (cfg.value("add_eos_token", false) && t.eos >= 0) t.suffix = {t.eos};
+  }
+  t.add_bos = cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()
+                  ? cfg["add_bos_token"].get<bool>() && t.bos >= 0 && !t.prefix.empty()
+                  : !t.prefix.empty() && t.prefix.front() == t.bos;
+  Tokenizer out;
+  out.impl_ = std::move(impl);
+  return out;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 4);
+  if (add_special) ids = impl_->prefix;
+  if (utf8_valid(text)) impl_->encode_text(text, parse_special, ids);
+  else impl_->encode_text(utf8_lossy(text), parse_special, ids);
+  if (add_special) ids.insert(ids.end(), impl_->suffix.begin(), impl_->suffix.end());
+  return ids;
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+  const Impl& t = *impl_;
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (auto it = t.added_by_id.find(id); it != t.added_by_id.end()) {
+      const AddedToken& a = t.added[it->second];
+      if (!(skip_special && a.special)) tokens.push_back(a.content);
+    } else if (id >= 0 && size_t(id) < t.bpe.pieces.size() && !t.bpe.pieces[id].empty()) {
+      tokens.push_back(t.bpe.pieces[id]);
+    }
+  }
+  return t.decoder.run(std::move(tokens));
+}
+
+int32_t Tokenizer::bos_id() const { return impl_->bos; }
+int32_t Tokenizer::eos_id() const { return impl_->eos; }
+bool Tokenizer::add_bos() const { return impl_->add_bos; }
+int64_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
+
+std::string Tokenizer::id_to_piece(int32_t id) const {
+  if (auto it = impl_->added_by_id.find(id); it != impl_->added_by_id.end()) return impl_->added[it->second].content;
+  if (id >= 0 && size_t(id) < impl_->bpe.pieces.size()) return impl_->bpe.pieces[id];
+  return {};
+}
+
+int32_t Tokenizer::piece_to_id(std::string_view piece) const { return impl_->token_id(piece); }
+
+bool Tokenizer::is_special(int32_t id) const {
+  auto it = impl_->added_by_id.find(id);
+  return it != impl_->added_by_id.end() && impl_->added[it->second].special;
+}
+
+}  // namespace llmopt::tok
