@@ -1,0 +1,61 @@
+// llmopt convert MODEL_DIR -o OUT_DIR --kv-heads G [--grouping adjacent|similarity]
+//                [--calib FILE --nsamples N --seqlen L] [--json]
+#include <fmt/core.h>
+
+#include "apps/llmopt/command.h"
+#include "lib/convert/gqa.h"
+#include "lib/core/error.h"
+#include "lib/core/fsutil.h"
+#include "lib/tokenizer/tokenizer.h"
+
+LLMOPT_COMMAND("convert", "Convert MHA/GQA attention to fewer KV heads by mean-pooling K/V heads (GQA)",
+               [](CLI::App& sub) -> std::function<int()> {
+                 struct Opts {
+                   std::string dir, out, grouping = "adjacent", calib;
+                   int64_t kv_heads = 0, nsamples = 32, seqlen = 256;
+                   bool json = false;
+                 };
+                 auto o = std::make_shared<Opts>();
+                 sub.add_option("MODEL_DIR", o->dir, "Hugging Face model directory")->required();
+                 sub.add_option("-o,--output", o->out, "output directory (must not exist or be empty)")->required();
+                 sub.add_option("--kv-heads", o->kv_heads, "number of KV heads after conversion (divides the current count)")
+                     ->required();
+                 sub.add_option("--grouping", o->grouping,
+                                "adjacent: heads j·s..j·s+s-1 pooled together (default); similarity: heads whose "
+                                "K/V outputs on --calib text are closest (query heads permuted to match)");
+                 sub.add_option("--calib", o->calib, "calibration text file (--grouping similarity)");
+                 sub.add_option("--nsamples", o->nsamples, "calibration windows (default 32)");
+                 sub.add_option("--seqlen", o->seqlen, "tokens per calibration window (default 256)");
+                 sub.add_flag("--json", o->json, "print one JSON object on stdout");
+                 return [o] {
+                   using namespace llmopt;
+                   convert::GqaOptions opts;
+                   opts.kv_heads = o->kv_heads;
+                   opts.grouping = convert::parse_grouping(o->grouping);
+                   // cheap checks first, so bad flags fail before any model or text is read
+                   convert::check_gqa_target(model::load_config(o->dir), o->kv_heads);
+                   if (opts.grouping == convert::Grouping::Similarity) {
+                     if (o->calib.empty()) fail("--grouping similarity needs calibration text: --calib FILE");
+                     const std::string text = read_file(o->calib);
+                     auto tk = tok::Tokenizer::load(o->dir);
+                     opts.calib = convert::calibration_windows(tk, text, o->nsamples, o->seqlen, o->calib);
+                   } else if (!o->calib.empty()) {
+                     fail("--calib is only used with --grouping similarity");
+                   }
+                   const auto r = convert::convert_gqa(o->dir, o->out, opts);
+                   if (o->json) {
+                     fmt::print("{}\n", r.to_json().dump(2));
+                   } else {
+                     fmt::print("{} -> {}: {} -> {} KV heads, KV cache {} -> {} bytes/token\n", o->dir, o->out,
+                                r.kv_heads_before, r.kv_heads_after, r.kv_bytes_per_token_before,
+                                r.kv_bytes_per_token_after);
+                     if (!r.error_chosen.empty()) {
+                       double a = 0, s = 0;
+                       for (size_t l = 0; l < r.error_chosen.size(); ++l) a += r.error_adjacent[l], s += r.error_chosen[l];
+                       fmt::print("relative pooling error on {} calibration tokens: similarity {:.4f}, adjacent {:.4f}\n",
+                                  r.calib_tokens, s / double(r.error_chosen.size()), a / double(r.error_chosen.size()));
+                     }
+                   }
+                   return 0;
+                 };
+               });
