@@ -8,16 +8,21 @@
 #include <cstring>
 #include <fstream>
 
+#include "formats/awq_pack.h"
 #include "formats/compressed_tensors.h"
 #include "formats/gguf.h"
 #include "formats/gptq_pack.h"
 #include "formats/safetensors.h"
+#include "lib/calib/output.h"
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/core/log.h"
 #include "lib/model/checkpoint.h"
 #include "lib/model/config.h"
+#include "lib/model/weights.h"
+#include "lib/quant/awq.h"
 #include "lib/quant/rtn.h"
+#include "lib/quant/smoothquant.h"
 
 namespace llmopt::quant {
 namespace fs = std::filesystem;
@@ -27,7 +32,8 @@ Format parse_format(const std::string& s) {
   if (s == "compressed-tensors") return Format::CompressedTensors;
   if (s == "dense") return Format::Dense;
   if (s == "gguf") return Format::Gguf;
-  fail("--format {} is not known (gptq, compressed-tensors, dense, gguf)", s);
+  if (s == "awq") return Format::Awq;
+  fail("--format {} is not known (gptq, awq, compressed-tensors, dense, gguf)", s);
 }
 
 const char* format_name(Format f) {
@@ -36,6 +42,7 @@ const char* format_name(Format f) {
     case Format::CompressedTensors: return "compressed-tensors";
     case Format::Dense: return "dense";
     case Format::Gguf: return "gguf";
+    case Format::Awq: return "awq";
   }
   return "?";
 }
@@ -118,6 +125,10 @@ QuantizedMatrix QuantMethod::take(const std::string& name) {
   return q;
 }
 
+std::vector<float> QuantMethod::take_dense(const std::string& name) {
+  return stored_weight(take(name), scale_dtype_, weight_dtype_);
+}
+
 // ---- the formats ----------------------------------------------------------------------------------
 
 namespace {
@@ -141,33 +152,6 @@ bool ragged(int64_t cols, int group_size) { return group_size > 0 && group_size 
 
 std::vector<PackedTensor> dense_spec(const LinearSpec& l) { return {{"weight", l.dtype, {l.rows, l.cols}, {}}}; }
 
-std::vector<std::byte> to_dtype(const std::vector<float>& w, DType t) {
-  std::vector<std::byte> b(w.size() * dtype_size(t));
-  for (size_t i = 0; i < w.size(); ++i) {
-    if (t == DType::F32) {
-      std::memcpy(&b[i * 4], &w[i], 4);
-    } else {
-      const uint16_t h = t == DType::F16 ? f32_to_f16(w[i]) : f32_to_bf16(w[i]);
-      std::memcpy(&b[i * 2], &h, 2);
-    }
-  }
-  return b;
-}
-
-uint64_t dir_bytes(const fs::path& p) {
-  if (fs::is_regular_file(p)) return fs::file_size(p);
-  uint64_t n = 0;
-  for (auto& e : fs::recursive_directory_iterator(p))
-    if (e.is_regular_file()) n += e.file_size();
-  return n;
-}
-
-bool is_weight_file(const fs::path& p) {
-  const std::string n = p.filename().string(), ext = p.extension().string();
-  return ext == ".safetensors" || ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".gguf" ||
-         n == "model.safetensors.index.json" || n == "pytorch_model.bin.index.json" || n == "config.json";
-}
-
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -186,23 +170,47 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
     fail("--bits {} is not supported (2, 3, 4 or 8)", grid.bits);
   if (grid.group_size == 0 || grid.group_size < -1)
     fail("--group-size {} is not supported (a positive number, or -1 for one group per output channel)", grid.group_size);
-  if (opt.gptq && opt.calib.text_file.empty()) fail("--method gptq needs calibration text: --calib FILE");
-  if (opt.gptq && !fs::is_regular_file(opt.calib.text_file))
+  using Scaling = QuantizeOptions::Scaling;
+  const bool awq = opt.scaling == Scaling::Awq, sq = opt.scaling == Scaling::SmoothQuant;
+  const bool calibrated = opt.gptq || awq || sq;
+  const std::string method_name = awq ? "awq" : sq ? (opt.gptq ? "smoothquant+gptq" : "smoothquant") : opt.gptq ? "gptq" : "rtn";
+  const char* flag_method = awq ? "awq" : sq ? "smoothquant" : "gptq";
+  if (!(opt.alpha >= 0 && opt.alpha <= 1)) fail("--alpha {} is outside [0, 1]", opt.alpha);
+  if (awq && opt.gptq) fail("--method awq quantizes the scaled weights with RTN; GPTQ is not combined with it");
+  if (sq) {
+    if (grid.bits != 8) fail("--method smoothquant is W8A8: --bits must be 8 (got {})", grid.bits);
+    if (grid.group_size != -1)
+      fail("--method smoothquant quantizes weights per output channel: --group-size must be -1 (got {})", grid.group_size);
+    if (!grid.sym) fail("--method smoothquant uses symmetric int8 weights; drop --asym");
+    if (opt.format != Format::CompressedTensors && opt.format != Format::Dense)
+      fail("--method smoothquant writes --format compressed-tensors (W8A8 int-quantized) or dense, not {}",
+           format_name(opt.format));
+  }
+  if (opt.smooth_only && (!sq || opt.format != Format::Dense))
+    fail("smoothing without quantizing needs --method smoothquant and --format dense");
+  if (opt.format == Format::Awq) {
+    if (grid.bits != 4) fail("--format awq stores 4-bit weights (AutoAWQ GEMM); got --bits {}", grid.bits);
+    if (grid.group_size <= 0) fail("--format awq needs a positive --group-size (got {})", grid.group_size);
+    if (opt.gptq && opt.gptq_opt.act_order && !opt.gptq_opt.static_groups)
+      fail("--format awq cannot store act-order with dynamic groups (g_idx); add --static-groups");
+  }
+  if (calibrated && opt.calib.text_file.empty()) fail("--method {} needs calibration text: --calib FILE", flag_method);
+  if (calibrated && !fs::is_regular_file(opt.calib.text_file))
     fail("--calib {}: no such file", opt.calib.text_file.string());
-  if (opt.gptq && (opt.calib.nsamples <= 0 || opt.calib.seqlen < 0))
+  if (calibrated && (opt.calib.nsamples <= 0 || opt.calib.seqlen < 0))
     fail("--nsamples and --seqlen must be positive (got {} and {})", opt.calib.nsamples, opt.calib.seqlen);
   if (opt.gptq && opt.gptq_opt.block_size <= 0) fail("--block-size must be positive, got {}", opt.gptq_opt.block_size);
   if (opt.gptq && !(opt.gptq_opt.damp > 0)) fail("--damp must be positive, got {}", opt.gptq_opt.damp);
 
   QuantizeReport rep;
-  rep.method = opt.gptq ? "gptq" : "rtn";
+  rep.method = method_name;
   rep.format = format_name(opt.format);
   rep.bits = grid.bits;
   rep.group_size = grid.group_size;
   rep.output = out.string();
 
   if (opt.format == Format::Gguf) {
-    if (opt.gptq) fail("--format gguf stores ggml's own block quantization (Q4_0/Q4_1/Q8_0); use --method rtn");
+    if (opt.gptq || opt.scaling != Scaling::None) fail("--format gguf stores ggml's own block quantization (Q4_0/Q4_1/Q8_0); use --method rtn");
     if (grid.group_size != 32) fail("--format gguf: ggml blocks are 32 weights, --group-size must be 32 (got {})", grid.group_size);
     gguf::Type t;
     if (grid.bits == 4) t = grid.sym ? gguf::Type::Q4_0 : gguf::Type::Q4_1;
@@ -237,6 +245,10 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
       if (grid.group_size > 0 && grid.group_size < l.cols && l.cols % grid.group_size)
         fail("--format gptq: --group-size {} does not divide {}'s {} input features", grid.group_size, e.name, l.cols);
     }
+    if (opt.format == Format::Awq && (l.rows % 8 || l.cols % grid.group_size))
+      fail("--format awq cannot store {} ({}x{}: the AWQ GEMM layout needs out_features a multiple of 8 and in_features "
+           "of --group-size {}); use --format compressed-tensors or dense",
+           e.name, l.rows, l.cols, grid.group_size);
     if (opt.format == Format::CompressedTensors && ragged(l.cols, grid.group_size)) {
       if (!opt.ragged_per_channel)
         fail("--format compressed-tensors cannot store {}: --group-size {} does not divide its {} input features "
@@ -250,7 +262,7 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
     linears[e.name] = l;
   }
   const DType model_dtype = linears.empty() ? DType::F32 : linears.begin()->second.dtype;
-  const DType scale_dtype = opt.format == Format::Gptq ? DType::F16
+  const DType scale_dtype = opt.format == Format::Gptq || opt.format == Format::Awq ? DType::F16
                             : opt.format == Format::CompressedTensors ? model_dtype
                                                                       : DType::F32;
   const DType weight_dtype = opt.format == Format::Dense ? model_dtype : DType::F32;
@@ -258,7 +270,9 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
   auto tensor_specs = [&](const LinearSpec& l) {
     switch (opt.format) {
       case Format::Gptq: return gptq::specs(int(l.rows), int(l.cols), grid.bits, grid.group_size);
+      case Format::Awq: return awq::specs(int(l.rows), int(l.cols), grid.group_size);
       case Format::CompressedTensors:
+        if (sq) return ct::int8_specs(int(l.rows), int(l.cols), scale_dtype);
         return ct::packed_specs(int(l.rows), int(l.cols), grid.bits, l.per_channel ? -1 : grid.group_size, grid.sym,
                                 scale_dtype);
       default: return dense_spec(l);
@@ -266,26 +280,36 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
   };
 
   // ---- declare the output: every input tensor, the linears replaced by their packed tensors ----
-  AtomicOutput dst(out, AtomicOutput::Kind::Directory);
-  std::vector<st::TensorInfo> specs;
-  for (const auto& name : ck.tensors.names()) {
-    auto it = linears.find(name);
-    if (it == linears.end()) {
-      const auto& info = ck.tensors.info(name);
-      specs.push_back({name, info.dtype, info.shape});
-      continue;
-    }
-    for (const auto& p : tensor_specs(it->second)) specs.push_back({it->second.prefix + "." + p.suffix, p.dtype, p.shape});
-  }
-  st::ShardedWriter writer(dst.path(), specs, 5'000'000'000ull, {{"format", "pt"}});
-  for (const auto& name : ck.tensors.names())
-    if (!linears.count(name)) {
-      const auto v = ck.tensors.get(name);
-      writer.write(name, v.data, v.nbytes());
-    }
+  std::map<std::string, std::vector<PackedTensor>> replaced;
+  for (const auto& [name, l] : linears) replaced[name] = tensor_specs(l);
+  std::vector<std::string> norms;  // AWQ / SmoothQuant fold 1/s into these: written with the layer
+  if (opt.scaling != Scaling::None)
+    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i)
+      for (const char* n : {"input_layernorm", "post_attention_layernorm"}) {
+        const std::string name = fmt::format("model.layers.{}.{}.weight", i, n);
+        const auto& info = ck.tensors.info(name);
+        replaced[name] = {{"weight", info.dtype, info.shape, {}}};
+        norms.push_back(name);
+      }
+  calib::OutputDir dst(ck, out, replaced);
 
   // ---- the runner: quantize layer by layer, write each layer's linears as it completes ----
-  QuantMethod method(opt.gptq, opt.gptq_opt, scale_dtype, weight_dtype);
+  std::unique_ptr<WeightQuantizer> method_ptr;
+  AwqMethod* awq_method = nullptr;
+  if (awq) {
+    AwqOptions ao;
+    ao.grid = grid, ao.n_grid = opt.awq_n_grid, ao.clip = opt.awq_clip;
+    auto m = std::make_unique<AwqMethod>(ck, ao, scale_dtype, weight_dtype);
+    awq_method = m.get();
+    method_ptr = std::move(m);
+  } else if (sq) {
+    SmoothQuantOptions so;
+    so.alpha = opt.alpha, so.gptq = opt.gptq, so.gptq_opt = opt.gptq_opt, so.quantize = !opt.smooth_only;
+    method_ptr = std::make_unique<SmoothQuantMethod>(ck, so, scale_dtype, weight_dtype);
+  } else {
+    method_ptr = std::make_unique<QuantMethod>(opt.gptq, opt.gptq_opt, scale_dtype, weight_dtype);
+  }
+  WeightQuantizer& method = *method_ptr;
   std::set<std::string> channel_kinds, group_kinds;  // "mlp.down_proj", ... for the config groups
   for (const auto& [name, l] : linears) {
     const std::string kind = l.prefix.substr(l.prefix.find('.', l.prefix.find("layers.") + 7) + 1);
@@ -295,22 +319,41 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
   const bool g_idx = opt.format == Format::Gptq;
   auto sink = [&](model::LayerWeights& w) {
     for (model::Linear* lin : w.linears()) {
-      const QuantizedMatrix q = method.take(lin->name);
       const LinearSpec& l = linears.at(lin->name + ".weight");
       std::vector<PackedTensor> packed;
-      if (opt.format == Format::Gptq) packed = gptq::pack(pack_input(q, g_idx));
-      else if (opt.format == Format::CompressedTensors) packed = ct::pack_packed(pack_input(q, false), scale_dtype);
-      else packed = {{"weight", l.dtype, {l.rows, l.cols}, to_dtype(model::linear_weight_f32(*lin), l.dtype)}};
-      for (const auto& p : packed) writer.write(l.prefix + "." + p.suffix, p.data.data(), p.data.size());
+      if (opt.format == Format::Dense) {
+        packed = {{"weight", l.dtype, {l.rows, l.cols}, calib::to_dtype(method.take_dense(lin->name), l.dtype)}};
+      } else {
+        const QuantizedMatrix q = method.take(lin->name);
+        if (opt.format == Format::Gptq) packed = gptq::pack(pack_input(q, g_idx));
+        else if (opt.format == Format::Awq) packed = awq::pack(pack_input(q, false));
+        else if (sq) packed = ct::pack_int8(pack_input(q, false), scale_dtype);
+        else packed = ct::pack_packed(pack_input(q, false), scale_dtype);
+      }
+      dst.write_linear(l.prefix, packed);
+    }
+    if (opt.scaling != Scaling::None) {  // the layer's norms, 1/s folded in
+      auto folded = method.take_folded();
+      const std::string pre = fmt::format("model.layers.{}.", w.index);
+      for (const auto& name : norms) {
+        if (name.rfind(pre, 0) != 0) continue;
+        const auto& info = ck.tensors.info(name);
+        auto it = folded.find(name);
+        const std::vector<float> v = it != folded.end() ? it->second : model::load_vector_f32(ck.tensors, name, info.numel());
+        dst.write_linear(name.substr(0, name.size() - 7), {{"weight", info.dtype, info.shape, calib::to_dtype(v, info.dtype)}});
+      }
     }
     if (opt.on_layer) opt.on_layer(w);
   };
   const calib::RunStats rs = calib::run(ck, method, opt.calib, sink);
-  writer.finish();
 
   // ---- config.json and the tokenizer / generation files ----
   nlohmann::json config = cfg.raw;
-  if (opt.format == Format::Gptq) {
+  if (opt.format == Format::Awq) {
+    config["quantization_config"] = awq::quantization_config(grid.group_size);
+  } else if (sq && opt.format == Format::CompressedTensors) {
+    config["quantization_config"] = ct::quantization_config_w8a8();
+  } else if (opt.format == Format::Gptq) {
     auto qc = gptq::quantization_config(grid.bits, grid.group_size, opt.gptq_opt.act_order, grid.sym, opt.gptq_opt.damp);
     qc["static_groups"] = opt.gptq_opt.static_groups;
     config["quantization_config"] = qc;
@@ -333,16 +376,12 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
     }
     config["quantization_config"] = qc;
   }
-  write_file_atomic(dst.path() / "config.json", config.dump(2) + "\n");
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && !is_weight_file(e.path())) {
-      fs::copy_file(e.path(), dst.path() / e.path().filename());
-      fs::permissions(dst.path() / e.path().filename(), fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add);
-    }
-  dst.commit();
+  dst.commit(config);
 
   rep.layers = rs.layers;
-  rep.bytes_out = dir_bytes(out);
+  if (awq_method)
+    for (const auto& c : awq_method->choices) rep.awq_alpha.push_back(c.scaled ? c.alpha : 0.0);
+  rep.bytes_out = calib::dir_bytes(out);
   rep.seconds = now_s() - t0;
   log::info("{} {}-bit g{} → {} ({}): {} layers in {:.2f}s, {} → {} bytes", rep.method, rep.bits, rep.group_size,
             rep.output, rep.format, rep.layers, rep.seconds, rep.bytes_in, rep.bytes_out);

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Quantization quality and time on stories260K: fp32 / RTN / GPTQ / GPTQ+act-order at 4 and 3 bits (group 32,
-# asymmetric, --format dense so `llmopt eval` runs them), calibrated on the TinyStories train excerpt
+# Quantization quality and time on stories260K: fp32 / RTN / GPTQ / GPTQ+act-order / AWQ at 4 and 3 bits (group 32,
+# asymmetric, --format dense so `llmopt eval` runs them), and SmoothQuant W8A8 (int8 per-channel weights, α 0.5,
+# RTN or GPTQ weights; dense fake-quant weights, so the per-token activation quantization is not simulated) next
+# to plain RTN int8 per-channel, calibrated on the TinyStories train excerpt
 # (128 windows of 512 tokens, seed 0), scored with `llmopt eval` (gptq protocol, ctx 512) on the validation
 # excerpt with --kl-base the fp32 model. Prints a markdown table for BENCHMARKS-quant.md.
 # Usage: scripts/bench/bench_quant.sh
 #   env MAX_WINDOWS: score only the first W windows of 512 tokens (default 0 = all of the excerpt)
+#   env ROWS: "all" (default), "base" (fp32 + RTN/GPTQ) or "scaled" (fp32 + RTN + AWQ + SmoothQuant rows)
 #   env BUILD: build directory (default build-bench-quant, configured Release); SKIP_BUILD=1: use $BUILD/llmopt as is
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +23,6 @@ CALIB=../shared/data/tinystories/tinystories_train_excerpt.txt
 VALID=../shared/data/tinystories/tinystories_valid_excerpt.txt
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-COMMON=(--group-size 32 --asym --format dense --calib "$CALIB" --nsamples 128 --seqlen 512 --seed 0)
 
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 row() {  # name dir quantize_seconds
@@ -33,12 +35,26 @@ row() {  # name dir quantize_seconds
 echo "| model | ppl | KL(fp32‖q) | top-1 agreement | quantize time (s) |"
 echo "|---|---|---|---|---|"
 row "fp32" "$MODEL" "-"
+ROWS=${ROWS:-all}
+quantize_row() {  # name flags...
+  local name=$1 dir="$OUT/$1" secs
+  shift
+  secs=$("$BIN" -q quantize "$MODEL" -o "$dir" "$@" --format dense --calib "$CALIB" --nsamples 128 --seqlen 512 \
+    --seed 0 --json | field seconds)
+  row "$name" "$dir" "$(printf '%.2f' "$secs")"
+}
 for bits in 4 3; do
-  for cfg in "rtn:--method rtn" "gptq:--method gptq" "gptq+act-order:--method gptq --act-order"; do
-    name=${cfg%%:*}
+  cfgs=()
+  [[ $ROWS != scaled ]] && cfgs+=("rtn:--method rtn" "gptq:--method gptq" "gptq+act-order:--method gptq --act-order")
+  [[ $ROWS == scaled ]] && cfgs+=("rtn:--method rtn")
+  [[ $ROWS != base ]] && cfgs+=("awq:--method awq")
+  for cfg in "${cfgs[@]}"; do
     read -r -a flags <<<"${cfg#*:}"
-    dir="$OUT/$name-$bits"
-    secs=$("$BIN" -q quantize "$MODEL" -o "$dir" "${flags[@]}" --bits "$bits" "${COMMON[@]}" --json | field seconds)
-    row "$name w${bits}g32" "$dir" "$(printf '%.2f' "$secs")"
+    quantize_row "${cfg%%:*} w${bits}g32" "${flags[@]}" --bits "$bits" --group-size 32 --asym
   done
 done
+if [[ $ROWS != base ]]; then  # W8A8: int8 symmetric per output channel
+  quantize_row "rtn w8 per-channel" --method rtn --bits 8 --group-size -1 --sym
+  quantize_row "smoothquant w8a8 (α 0.5)" --method smoothquant --alpha 0.5
+  quantize_row "smoothquant+gptq w8a8 (α 0.5)" --method smoothquant --alpha 0.5 --weights gptq
+fi

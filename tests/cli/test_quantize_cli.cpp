@@ -86,6 +86,19 @@ TEST_CASE("quantize: bad flags and input fail with one line and no output") {
       {{"--method", "rtn", "--group-size", "0", "--format", "dense"}, "--group-size 0", 1},
       {{"--method", "rtn", "--act-order", "--format", "dense"}, "GPTQ options", 1},
       {{"--method", "rtn", "--sym", "--asym"}, "excludes", 2},
+      // AWQ and SmoothQuant
+      {{"--method", "smoothquant", "--alpha", "1.5", "--calib", calib()}, "--alpha 1.5 is outside [0, 1]", 1},
+      {{"--method", "smoothquant", "--alpha", "-0.1", "--calib", calib()}, "--alpha -0.1 is outside [0, 1]", 1},
+      {{"--method", "awq", "--alpha", "0.5", "--calib", calib()}, "--alpha is SmoothQuant's", 1},
+      {{"--method", "awq", "--format", "awq", "--bits", "3", "--calib", calib()}, "--format awq stores 4-bit", 1},
+      {{"--method", "awq", "--format", "awq", "--group-size", "32", "--calib", calib()}, "--format awq cannot store", 1},
+      {{"--method", "smoothquant", "--bits", "4", "--calib", calib()}, "--bits must be 8", 1},
+      {{"--method", "smoothquant", "--group-size", "32", "--calib", calib()}, "--group-size must be -1", 1},
+      {{"--method", "smoothquant", "--format", "gptq", "--calib", calib()}, "--method smoothquant writes", 1},
+      {{"--method", "smoothquant", "--weights", "sparsegpt", "--calib", calib()}, "--weights sparsegpt", 1},
+      {{"--method", "smoothquant", "--format", "compressed-tensors"}, "--method smoothquant needs calibration", 1},
+      {{"--method", "awq", "--format", "gguf", "--group-size", "32", "--calib", calib()}, "--format gguf", 1},
+      {{"--method", "rtn", "--weights", "gptq"}, "--weights is SmoothQuant's", 1},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = {"quantize", model(), "-o", out};
@@ -102,4 +115,27 @@ TEST_CASE("quantize: bad flags and input fail with one line and no output") {
   auto missing = run_llmopt({"quantize", (tmp / "nope").string(), "-o", out, "--method", "rtn"});
   CHECK(missing.exit_code == 1);
   CHECK(lines(missing.err) == 1);
+}
+
+TEST_CASE("quantize awq → dense and smoothquant → W8A8 compressed-tensors from the CLI") {
+  const fs::path tmp = llmopt::test::temp_dir("cli_quantize_awq_sq");
+  auto a = run_llmopt({"-q", "quantize", model(), "-o", (tmp / "awq").string(), "--method", "awq", "--group-size", "32",
+                       "--format", "dense", "--calib", calib(), "--nsamples", "4", "--seqlen", "64", "--json"});
+  INFO(a.err);
+  REQUIRE(a.exit_code == 0);
+  const auto ja = json::parse(a.out);
+  CHECK(ja["method"] == "awq");
+  CHECK(ja["awq_alpha"].size() == 20);
+  auto s = run_llmopt({"-q", "quantize", model(), "-o", (tmp / "sq").string(), "--method", "smoothquant", "--alpha",
+                       "0.8", "--calib", calib(), "--nsamples", "4", "--seqlen", "64", "--json"});
+  INFO(s.err);
+  REQUIRE(s.exit_code == 0);
+  const auto js = json::parse(s.out);
+  CHECK(js["method"] == "smoothquant");
+  CHECK(js["format"] == "compressed-tensors");
+  CHECK(js["bits"] == 8);
+  CHECK(js["group_size"] == -1);
+  CHECK(js["alpha"] == 0.8);
+  const auto cfg = json::parse(llmopt::read_file(tmp / "sq/config.json"));
+  CHECK(cfg["quantization_config"]["format"] == "int-quantized");
 }
