@@ -1,0 +1,149 @@
+// Quantized matmul on the canonical form of qmatmul.h. Threads split W's rows into tiles; a tile's codes are
+// dequantized into a per-thread fp32 buffer (tile rows × cols) and multiplied against all n inputs by Eigen,
+// so the weight is read once per call and never expanded whole. W8A8 quantizes the inputs per token and
+// runs int8·uint8 → int32 dot products over the same tiles of codes.
+#include "lib/backend/cpu/qmatmul.h"
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "lib/core/error.h"
+#include "lib/core/threads.h"
+
+namespace llmopt::backend {
+namespace {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Row r's codes, one byte each, in stored column order.
+void unpack_row(const QuantMatrix& w, int64_t r, uint8_t* q) {
+  const uint8_t* b = w.codes + r * w.row_bytes();
+  const int64_t C = w.cols;
+  switch (w.storage_bits()) {
+    case 8: std::copy_n(b, C, q); return;
+    case 4:
+      for (int64_t j = 0; j + 1 < C; j += 2) q[j] = b[j / 2] & 15, q[j + 1] = b[j / 2] >> 4;
+      if (C % 2) q[C - 1] = b[C / 2] & 15;
+      return;
+    case 2:
+      for (int64_t j = 0; j < C; ++j) q[j] = (b[j / 4] >> ((j % 4) * 2)) & 3;
+      return;
+  }
+  fail("quantized matmul: {} bits is not supported", w.bits);
+}
+
+// Row r dequantized in stored column order.
+void dequant_row_stored(const QuantMatrix& w, int64_t r, uint8_t* q, float* out) {
+  unpack_row(w, r, q);
+  for (int64_t g = 0; g < w.n_groups; ++g) {
+    const float s = w.scales[r * w.n_groups + g];
+    const int z = w.zeros[r * w.n_groups + g];
+    for (int64_t j = w.groups[g]; j < w.groups[g + 1]; ++j) out[j] = s * float(int(q[j]) - z);
+  }
+}
+
+void check(const QuantMatrix& w) {
+  if (w.bits != 2 && w.bits != 3 && w.bits != 4 && w.bits != 8)
+    fail("quantized matmul: {} bits is not supported (2, 3, 4, 8)", w.bits);
+  if (w.int8_activations && w.bits != 8) fail("quantized matmul: int8 activations need 8-bit weights, got {}", w.bits);
+  if (!w.codes || !w.groups || !w.scales || !w.zeros || w.n_groups <= 0 || w.groups[0] != 0 ||
+      w.groups[w.n_groups] != w.cols)
+    fail("quantized matmul: malformed {}x{} quantized weight", w.rows, w.cols);
+}
+
+// Per-token symmetric int8: s = max|x| / 127, q = round_half_even(x / s) in double.
+void quantize_tokens(const float* x, int64_t n, int64_t C, int8_t* xq, double* sx) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * C;
+    float m = 0;
+    for (int64_t j = 0; j < C; ++j) m = std::max(m, std::fabs(xi[j]));
+    const double s = double(m) / 127.0;
+    sx[i] = s;
+    for (int64_t j = 0; j < C; ++j)
+      xq[i * C + j] = s > 0 ? int8_t(std::clamp(std::nearbyint(double(xi[j]) / s), -128.0, 127.0)) : int8_t(0);
+  }
+}
+
+void matmul_w8a8(const QuantMatrix& w, const float* bias, const float* x, int64_t n, float* y) {
+  const int64_t R = w.rows, C = w.cols, G = w.n_groups;
+  std::vector<int8_t> xq(static_cast<size_t>(n * C));
+  std::vector<double> sx(static_cast<size_t>(n));
+  quantize_tokens(x, n, C, xq.data(), sx.data());
+  std::vector<int32_t> gsum(static_cast<size_t>(n * G), 0);  // Σ x_q per group: the zero point's share of the dot
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t j = w.groups[g]; j < w.groups[g + 1]; ++j) gsum[i * G + g] += xq[i * C + j];
+  parallel_for(R, [&](int64_t r0, int64_t r1) {
+    std::vector<uint8_t> q(static_cast<size_t>(C));
+    for (int64_t r = r0; r < r1; ++r) {
+      unpack_row(w, r, q.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const int8_t* xi = xq.data() + i * C;
+        double acc = 0;
+        for (int64_t g = 0; g < G; ++g) {
+          int32_t d = 0;
+          for (int64_t j = w.groups[g]; j < w.groups[g + 1]; ++j) d += int32_t(q[j]) * int32_t(xi[j]);
+          d -= int32_t(w.zeros[r * G + g]) * gsum[i * G + g];
+          acc += double(d) * double(w.scales[r * G + g]);
+        }
+        y[i * R + r] = float(acc * sx[i]) + (bias ? bias[r] : 0.0f);
+      }
+    }
+  }, 8);
+}
+
+}  // namespace
+
+void dequant_rows(const QuantMatrix& w, int64_t r0, int64_t nr, float* out) {
+  check(w);
+  const int64_t C = w.cols;
+  std::vector<uint8_t> q(static_cast<size_t>(C));
+  std::vector<float> row(static_cast<size_t>(C));
+  for (int64_t r = 0; r < nr; ++r) {
+    dequant_row_stored(w, r0 + r, q.data(), row.data());
+    float* o = out + r * C;
+    if (w.perm)
+      for (int64_t j = 0; j < C; ++j) o[w.perm[j]] = row[j];
+    else
+      std::copy_n(row.data(), C, o);
+  }
+}
+
+void matmul_quant(const QuantMatrix& w, const float* bias, const float* x, int64_t n, float* y) {
+  check(w);
+  const int64_t R = w.rows, C = w.cols;
+  if (n <= 0 || R <= 0) return;
+  std::vector<float> xp;  // act-order: the inputs gathered into stored column order
+  if (w.perm) {
+    xp.resize(size_t(n * C));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < C; ++j) xp[i * C + j] = x[i * C + w.perm[j]];
+    x = xp.data();
+  }
+  if (w.int8_activations) return matmul_w8a8(w, bias, x, n, y);
+
+  // Row tile: small for decode (more tiles to share among threads), larger for prefill (amortises Eigen's
+  // packing of x), and at most ~256 KiB of fp32 per thread.
+  const int64_t rb = std::clamp<int64_t>((n <= 8 ? 16 : 64) * 4096 / std::max<int64_t>(C, 4096), 1, n <= 8 ? 16 : 64);
+  const int64_t nblocks = (R + rb - 1) / rb;
+  Eigen::Map<const RowMat> X(x, n, C);
+  parallel_for(nblocks, [&](int64_t b0, int64_t b1) {
+    std::vector<float> buf(static_cast<size_t>(rb * C));
+    std::vector<uint8_t> q(static_cast<size_t>(C));
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * rb, nr = std::min(rb, R - r0);
+      for (int64_t r = 0; r < nr; ++r) dequant_row_stored(w, r0 + r, q.data(), buf.data() + r * C);
+      Eigen::Map<const RowMat> W(buf.data(), nr, C);
+      Eigen::Map<RowMat, 0, Eigen::OuterStride<>> Y(y + r0, n, nr, Eigen::OuterStride<>(R));
+      Y.noalias() = X * W.transpose();
+      if (bias)
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t r = 0; r < nr; ++r) y[i * R + r0 + r] += bias[r0 + r];
+    }
+  });
+}
+
+}  // namespace llmopt::backend
