@@ -35,6 +35,26 @@ void print_text(const llmopt::model::InspectReport& r) {
   fmt::print("\nkv cache       {} bytes/token (P = {} bytes); context {} x batch {} = {}\n", r.kv_bytes_per_token,
              r.kv_elem_bytes, r.context, r.batch, human(r.kv_bytes_total));
   fmt::print("quantization   {}\n", r.quantization_config.is_null() ? "none" : r.quantization_config.dump());
+  if (r.any_quantized_linear) {  // per linear: its format and the bytes saved against P-byte dense weights
+    fmt::print("linears        {} stored, {} as dense (P = {} bytes): {} saved ({:.1f}%)\n", human(r.linear_bytes),
+               human(r.linear_dense_bytes), r.kv_elem_bytes, human(r.linear_dense_bytes - r.linear_bytes),
+               r.linear_dense_bytes ? 100.0 * double(r.linear_dense_bytes - r.linear_bytes) / double(r.linear_dense_bytes) : 0.0);
+    fmt::print("\n{:<40} {:<36} {:>12} {:>12}\n", "linear", "format", "bytes", "saved");
+    for (const auto& l : r.linear_storage)
+      fmt::print("{:<40} {:<36} {:>12} {:>12}\n", l.name, l.format, l.bytes, l.rows * l.cols * r.kv_elem_bytes - l.bytes);
+    fmt::print("\n");
+  }
+  const double lin = r.linear_numel ? double(r.linear_zeros) / double(r.linear_numel) : 0.0;
+  const double all = r.float_params ? double(r.zeros) / double(r.float_params) : 0.0;
+  fmt::print("sparsity       {:.2f}% of the linears' weights are zero, {:.2f}% of all parameters; sparsity_config {}\n",
+             100 * lin, 100 * all, r.sparsity_config.is_null() ? "none" : r.sparsity_config.dump());
+  bool sparse = !r.sparsity_config.is_null();
+  for (const auto& l : r.linear_sparsity) sparse = sparse || l.sparsity() >= 0.01;
+  if (!sparse) return;  // a dense model: no per-linear table
+  fmt::print("\n{:<48} {:>12} {:>9} {:>5}\n", "linear", "shape", "sparsity", "2:4");
+  for (const auto& l : r.linear_sparsity)
+    fmt::print("{:<48} {:>12} {:>8.2f}% {:>5}\n", l.name, fmt::format("{}x{}", l.shape[0], l.shape.size() > 1 ? l.shape[1] : 1),
+               100 * l.sparsity(), l.nm_2_4 ? "yes" : "no");
 }
 }  // namespace
 

@@ -1,6 +1,8 @@
 #include "lib/model/inspect.h"
 
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace llmopt::model {
 namespace {
@@ -23,6 +25,31 @@ int64_t model_elem_bytes(const Checkpoint& ck) {
   if (t == "bfloat16" || t == "float16") return 2;
   return int64_t(dtype_size(ck.tensors.info("model.embed_tokens.weight").dtype));
 }
+// Zeros of a float tensor (±0), read in its stored dtype; 2:4 conformance when the last dim allows it.
+LinearSparsity count_zeros(const std::string& name, const st::TensorView& v) {
+  LinearSparsity s{name, v.shape(), 0, v.numel(), false};
+  const size_t es = dtype_size(v.dtype());
+  auto is_zero = [&](int64_t i) {
+    if (es == 4) {
+      float x;
+      std::memcpy(&x, v.data + i * 4, 4);
+      return x == 0.0f;
+    }
+    uint16_t h;
+    std::memcpy(&h, v.data + i * 2, 2);
+    return (h & 0x7fff) == 0;  // f16 and bf16: exponent and mantissa zero
+  };
+  const int64_t cols = s.shape.empty() ? 0 : s.shape.back();
+  s.nm_2_4 = cols > 0 && cols % 4 == 0;
+  for (int64_t i = 0; i < s.numel; i += 4) {
+    int z = 0;
+    const int64_t k = std::min<int64_t>(4, s.numel - i);
+    for (int64_t j = 0; j < k; ++j) z += is_zero(i + j);
+    s.zeros += z;
+    if (k == 4 && z < 2) s.nm_2_4 = false;
+  }
+  return s;
+}
 }  // namespace
 
 InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
@@ -31,6 +58,10 @@ InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
   r.model_type = c.model_type;
   r.architecture = arch_name(c);
   r.quantization_config = c.quantization_config;
+  r.sparsity_config = c.sparsity_config;
+  if (r.sparsity_config.is_null() && c.quantization_config.is_object() &&
+      c.quantization_config.contains("sparsity_config") && !c.quantization_config["sparsity_config"].empty())
+    r.sparsity_config = c.quantization_config["sparsity_config"];
   r.shape = {{"num_hidden_layers", c.num_hidden_layers}, {"hidden_size", c.hidden_size},
              {"intermediate_size", c.intermediate_size}, {"num_attention_heads", c.num_attention_heads},
              {"num_key_value_heads", c.num_key_value_heads}, {"head_dim", c.head_dim},
@@ -70,6 +101,17 @@ InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
         layer = l;
     }
     r.params_by_kind[param_kind_name(kind)] += n;
+    if (dtype_is_float(info.dtype) && (info.dtype == DType::F32 || dtype_size(info.dtype) == 2)) {
+      const auto v = ck.tensors.get(name);
+      LinearSparsity s = count_zeros(name, v);
+      r.zeros += s.zeros;
+      r.float_params += s.numel;
+      if (it != expected.end() && it->second->is_linear) {
+        r.linear_zeros += s.zeros;
+        r.linear_numel += s.numel;
+        r.linear_sparsity.push_back(std::move(s));
+      }
+    }
     if (layer >= 0) {
       auto& row = r.layers[size_t(layer)];
       (kind == ParamKind::Mlp ? row.mlp_params : kind == ParamKind::Norm ? row.norm_params : row.attention_params) += n;
@@ -79,6 +121,15 @@ InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
   for (const char* k : {"embeddings", "attention", "mlp", "norms", "lm_head"}) r.params_by_kind.try_emplace(k, 0);
 
   r.kv_elem_bytes = model_elem_bytes(ck);
+  for (const auto& e : exp) {  // how each linear is stored, against dense weights of the model's dtype
+    if (!e.is_linear) continue;
+    LinearStorage s = describe_linear(ck.tensors, c.quantization_config, e.name.substr(0, e.name.size() - 7));
+    r.linear_bytes += s.bytes;
+    r.linear_dense_bytes += s.rows * s.cols * r.kv_elem_bytes;
+    r.any_quantized_linear = r.any_quantized_linear || !ck.tensors.has(e.name) ||
+                             !dtype_is_float(ck.tensors.info(e.name).dtype);
+    r.linear_storage.push_back(std::move(s));
+  }
   r.kv_bytes_per_token = c.kv_bytes_per_token(r.kv_elem_bytes);
   r.context = context > 0 ? context : c.max_position_embeddings;
   r.batch = batch;
@@ -105,6 +156,19 @@ nlohmann::json InspectReport::to_json() const {
   j["kv_bytes_per_token"] = kv_bytes_per_token;
   j["kv_cache"] = {{"context", context}, {"batch", batch}, {"bytes", kv_bytes_total}};
   j["quantization_config"] = quantization_config;
+  nlohmann::json lin = nlohmann::json::array();
+  for (const auto& s : linear_sparsity)
+    lin.push_back({{"name", s.name}, {"shape", s.shape}, {"zeros", s.zeros}, {"sparsity", s.sparsity()}, {"nm_2_4", s.nm_2_4}});
+  nlohmann::json ls = nlohmann::json::array();
+  for (const auto& s : linear_storage)
+    ls.push_back({{"name", s.name}, {"format", s.format}, {"shape", {s.rows, s.cols}}, {"bytes", s.bytes},
+                  {"dense_bytes", s.rows * s.cols * kv_elem_bytes}, {"bytes_saved", s.rows * s.cols * kv_elem_bytes - s.bytes}});
+  j["linear_storage"] = {{"linears", ls}, {"bytes", linear_bytes}, {"dense_bytes", linear_dense_bytes},
+                         {"bytes_saved", linear_dense_bytes - linear_bytes}};
+  j["sparsity"] = {{"linears", lin},
+                   {"linear_sparsity", linear_numel ? double(linear_zeros) / double(linear_numel) : 0.0},
+                   {"global_sparsity", float_params ? double(zeros) / double(float_params) : 0.0},
+                   {"sparsity_config", sparsity_config}};
   return j;
 }
 

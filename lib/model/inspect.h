@@ -8,12 +8,22 @@
 #include <vector>
 
 #include "lib/model/checkpoint.h"
+#include "lib/model/linear_quant.h"
 
 namespace llmopt::model {
 
 struct LayerRow {
   int layer;
   int64_t attention_params = 0, mlp_params = 0, norm_params = 0, bytes = 0;
+};
+
+// Measured zeros of one linear weight (a float ".weight" tensor; packed quantized linears are not counted).
+struct LinearSparsity {
+  std::string name;  // "model.layers.0.self_attn.q_proj.weight"
+  std::vector<int64_t> shape;
+  int64_t zeros = 0, numel = 0;
+  bool nm_2_4 = false;  // every 4 consecutive inputs of a row hold at most 2 nonzeros
+  double sparsity() const { return numel ? double(zeros) / double(numel) : 0.0; }
 };
 
 struct InspectReport {
@@ -26,6 +36,15 @@ struct InspectReport {
   int64_t kv_bytes_per_token = 0;
   int64_t context = 0, batch = 0, kv_bytes_total = 0;
   nlohmann::json quantization_config;
+  // sparsity: per linear, over the linears, and over every float parameter (compressed-tensors'
+  // global_sparsity); sparsity_config as config.json declares it (top level or in quantization_config)
+  std::vector<LinearSparsity> linear_sparsity;
+  int64_t linear_zeros = 0, linear_numel = 0, zeros = 0, float_params = 0;
+  nlohmann::json sparsity_config;
+  // storage of every linear (format, bytes), and bytes saved against dense weights of P bytes (kv_elem_bytes)
+  std::vector<LinearStorage> linear_storage;
+  int64_t linear_bytes = 0, linear_dense_bytes = 0;
+  bool any_quantized_linear = false;
   nlohmann::json shape;  // layers, hidden, heads, head_dim, vocab, rope, tie, MLA dims
   nlohmann::json to_json() const;
 };

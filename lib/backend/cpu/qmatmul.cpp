@@ -125,14 +125,29 @@ void matmul_quant(const QuantMatrix& w, const float* bias, const float* x, int64
   }
   if (w.int8_activations) return matmul_w8a8(w, bias, x, n, y);
 
+  if (n <= 8) {  // decode: each row dequantized into a per-thread buffer and dotted with the n inputs
+    parallel_for(R, [&](int64_t r0, int64_t r1) {
+      thread_local std::vector<float> row;
+      thread_local std::vector<uint8_t> q;
+      row.resize(size_t(C)), q.resize(size_t(C));
+      Eigen::Map<const Eigen::VectorXf> wr(row.data(), C);
+      for (int64_t r = r0; r < r1; ++r) {
+        dequant_row_stored(w, r, q.data(), row.data());
+        for (int64_t i = 0; i < n; ++i)
+          y[i * R + r] = wr.dot(Eigen::Map<const Eigen::VectorXf>(x + i * C, C)) + (bias ? bias[r] : 0.0f);
+      }
+    }, 16);
+    return;
+  }
   // Row tile: small for decode (more tiles to share among threads), larger for prefill (amortises Eigen's
   // packing of x), and at most ~256 KiB of fp32 per thread.
-  const int64_t rb = std::clamp<int64_t>((n <= 8 ? 16 : 64) * 4096 / std::max<int64_t>(C, 4096), 1, n <= 8 ? 16 : 64);
+  const int64_t rb = std::clamp<int64_t>(64 * 4096 / std::max<int64_t>(C, 4096), 1, 64);
   const int64_t nblocks = (R + rb - 1) / rb;
   Eigen::Map<const RowMat> X(x, n, C);
   parallel_for(nblocks, [&](int64_t b0, int64_t b1) {
-    std::vector<float> buf(static_cast<size_t>(rb * C));
-    std::vector<uint8_t> q(static_cast<size_t>(C));
+    thread_local std::vector<float> buf;
+    thread_local std::vector<uint8_t> q;
+    buf.resize(size_t(rb * C)), q.resize(size_t(C));
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t r0 = b * rb, nr = std::min(rb, R - r0);
       for (int64_t r = 0; r < nr; ++r) dequant_row_stored(w, r0 + r, q.data(), buf.data() + r * C);
