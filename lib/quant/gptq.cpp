@@ -69,6 +69,8 @@ GptqResult gptq_quantize(const float* W_in, int64_t rows, int64_t cols, const Ei
   std::vector<int32_t> group_of(static_cast<size_t>(cols));
   for (int64_t j = 0; j < cols; j++) group_of[j] = int32_t((opt.static_groups || per_channel ? perm[j] : j) / G);
 
+  if (!opt.pinned_zero.empty() && opt.pinned_zero.size() != size_t(rows * cols))
+    fail("GPTQ: pinned-zero mask has {} entries for a [{}, {}] weight", opt.pinned_zero.size(), rows, cols);
   const MatrixRM U = inverse_cholesky_upper(H, opt.damp);  // Uᵀ U = (H + λI)⁻¹, row-major: rows are read
 
   GptqResult res;
@@ -109,7 +111,8 @@ GptqResult gptq_quantize(const float* W_in, int64_t rows, int64_t cols, const Ei
             const float sc = q.scales[(r0 + r) * ng + g];
             const int32_t zp = q.zeros[(r0 + r) * ng + g];
             const float w = W1(r, i);
-            const int code = quantize_code(w, sc, zp, maxq);
+            const bool pinned = !opt.pinned_zero.empty() && opt.pinned_zero[size_t((r0 + r) * cols + perm[j])];
+            const int code = pinned ? zp : quantize_code(w, sc, zp, maxq);  // the zero code dequantizes to 0
             const float wq = dequantize_code(code, sc, zp);
             q.codes[(r0 + r) * cols + perm[j]] = uint8_t(code);
             const float err = (w - wq) / d;  // OBS: error scaled by the inverse Hessian's pivot

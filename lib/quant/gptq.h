@@ -20,6 +20,7 @@
 //    per-channel / llm-compressor's static params before zeroing them); ragged last group as in grid.h.
 // Deterministic: rows are processed in fixed 16-row tiles (any thread count gives the same bits).
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include <Eigen/Core>
@@ -34,6 +35,9 @@ struct GptqOptions {
   double damp = 0.01;        // λ = damp · mean(diag H)
   bool act_order = false;    // sweep columns by decreasing diag H
   bool static_groups = false;
+  // [rows, cols] in the original column order, or empty: 1 pins that weight to exactly 0 (the zero code), its
+  // value's error still spread over later columns (a pruned checkpoint keeps its sparsity pattern).
+  std::span<const uint8_t> pinned_zero;
 };
 
 struct GptqResult {

@@ -98,6 +98,12 @@ model::Linear QuantMethod::compress(const model::Linear& l) {
     if (it == h_.end() || !it->second) fail("GPTQ: no calibration activations were observed for {}", l.name);
     GptqOptions o = opt_;
     if (per_channel.count(l.name)) o.grid.group_size = -1;
+    std::vector<uint8_t> zero_mask;
+    if (keep_zeros_) {  // RTN keeps exact zeros by itself (0 rounds to the zero code); GPTQ's updates would not
+      zero_mask.resize(W.size());
+      for (size_t i = 0; i < W.size(); i++) zero_mask[i] = W[i] == 0.0f;
+      o.pinned_zero = zero_mask;
+    }
     GptqResult r = gptq_quantize(W.data(), l.out, l.in, it->second->matrix(), o);
     double loss = 0;
     for (float v : r.loss) loss += v;
@@ -307,7 +313,9 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
     so.alpha = opt.alpha, so.gptq = opt.gptq, so.gptq_opt = opt.gptq_opt, so.quantize = !opt.smooth_only;
     method_ptr = std::make_unique<SmoothQuantMethod>(ck, so, scale_dtype, weight_dtype);
   } else {
-    method_ptr = std::make_unique<QuantMethod>(opt.gptq, opt.gptq_opt, scale_dtype, weight_dtype);
+    auto m = std::make_unique<QuantMethod>(opt.gptq, opt.gptq_opt, scale_dtype, weight_dtype);
+    m->keep_zeros(!ck.config.sparsity_config.is_null());  // a pruned checkpoint keeps exactly its zeros
+    method_ptr = std::move(m);
   }
   WeightQuantizer& method = *method_ptr;
   std::set<std::string> channel_kinds, group_kinds;  // "mlp.down_proj", ... for the config groups

@@ -66,6 +66,7 @@ class QuantMethod : public WeightQuantizer {
   QuantizedMatrix take(const std::string& linear_name) override;
   std::vector<float> take_dense(const std::string& linear_name) override;
   double gptq_loss() const { return loss_; }              // Σ over linears of GPTQ's reported loss
+  void keep_zeros(bool on) { keep_zeros_ = on; }           // pin exact zeros (a pruned input's pattern survives)
 
  private:
   bool gptq_;
@@ -77,6 +78,7 @@ class QuantMethod : public WeightQuantizer {
   std::shared_ptr<Hessian> last_h_;
   std::map<std::string, QuantizedMatrix> done_;
   double loss_ = 0;
+  bool keep_zeros_ = false;
 };
 
 // W'[r, c] as stored: scales rounded to scale_dtype, the product rounded to weight_dtype.
