@@ -6,13 +6,14 @@
 #include "lib/convert/gqa.h"
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
-#include "lib/tokenizer/tokenizer.h"
+#include "lib/calib/runner.h"
 
 LLMOPT_COMMAND("convert", "Convert MHA/GQA attention to fewer KV heads by mean-pooling K/V heads (GQA)",
                [](CLI::App& sub) -> std::function<int()> {
                  struct Opts {
                    std::string dir, out, grouping = "adjacent", calib;
-                   int64_t kv_heads = 0, nsamples = 32, seqlen = 256;
+                   int64_t kv_heads = 0;
+                   int nsamples = 32, seqlen = 256;
                    bool json = false;
                  };
                  auto o = std::make_shared<Opts>();
@@ -36,9 +37,9 @@ LLMOPT_COMMAND("convert", "Convert MHA/GQA attention to fewer KV heads by mean-p
                    convert::check_gqa_target(model::load_config(o->dir), o->kv_heads);
                    if (opts.grouping == convert::Grouping::Similarity) {
                      if (o->calib.empty()) fail("--grouping similarity needs calibration text: --calib FILE");
-                     const std::string text = read_file(o->calib);
-                     auto tk = tok::Tokenizer::load(o->dir);
-                     opts.calib = convert::calibration_windows(tk, text, o->nsamples, o->seqlen, o->calib);
+                     calib::CalibOptions co;
+                     co.text_file = o->calib, co.nsamples = o->nsamples, co.seqlen = o->seqlen;
+                     opts.calib = calib::calibration_windows(model::Checkpoint::load(o->dir), co);
                    } else if (!o->calib.empty()) {
                      fail("--calib is only used with --grouping similarity");
                    }

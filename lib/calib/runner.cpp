@@ -94,21 +94,27 @@ struct Batches {
 
 }  // namespace
 
+std::vector<std::vector<int32_t>> calibration_windows(const model::Checkpoint& ck, const CalibOptions& opt) {
+  if (opt.text_file.empty()) fail("calibration text is required (--calib FILE)");
+  int seqlen = opt.seqlen;
+  if (seqlen == 0) seqlen = int(std::min<int64_t>(2048, ck.config.max_position_embeddings));
+  if (ck.config.max_position_embeddings > 0 && seqlen > ck.config.max_position_embeddings)
+    fail("--seqlen {} is longer than the model's max_position_embeddings {}", seqlen,
+         ck.config.max_position_embeddings);
+  const std::string text = read_file(opt.text_file);
+  const auto tk = tok::Tokenizer::load(ck.dir);
+  const auto ids = tk.encode(text, false);
+  auto windows = sample_windows(ids, opt.nsamples, seqlen, opt.seed);
+  log::info("calibration: {} windows of {} tokens from {} ({} tokens)", windows.size(), seqlen,
+            opt.text_file.string(), ids.size());
+  return windows;
+}
+
 RunStats run(const model::Checkpoint& ck, Method& method, const CalibOptions& opt, const LayerSink& sink) {
   std::vector<std::vector<int32_t>> windows;
   if (method.needs_calibration()) {
     if (opt.text_file.empty()) fail("method {} needs calibration text (--calib FILE)", method.name());
-    int seqlen = opt.seqlen;
-    if (seqlen == 0) seqlen = int(std::min<int64_t>(2048, ck.config.max_position_embeddings));
-    if (ck.config.max_position_embeddings > 0 && seqlen > ck.config.max_position_embeddings)
-      fail("--seqlen {} is longer than the model's max_position_embeddings {}", seqlen,
-           ck.config.max_position_embeddings);
-    const std::string text = read_file(opt.text_file);
-    const auto tk = tok::Tokenizer::load(ck.dir);
-    const auto ids = tk.encode(text, false);
-    windows = sample_windows(ids, opt.nsamples, seqlen, opt.seed);
-    log::info("calibration: {} windows of {} tokens from {} ({} tokens)", windows.size(), seqlen,
-              opt.text_file.string(), ids.size());
+    windows = calibration_windows(ck, opt);
   }
   return run_windows(ck, method, windows, opt.batch, sink);
 }

@@ -38,6 +38,10 @@ struct CalibOptions {
 std::vector<std::vector<int32_t>> sample_windows(std::span<const int32_t> ids, int nsamples, int seqlen,
                                                  uint64_t seed);
 
+// The windows run() calibrates on: opt.text_file tokenized with the checkpoint's tokenizer (no special
+// tokens), then sample_windows (seqlen 0 = min(2048, max_position_embeddings)).
+std::vector<std::vector<int32_t>> calibration_windows(const model::Checkpoint& ck, const CalibOptions& opt);
+
 // What a compression method does with the linears of a layer. The runner calls, per group of linears:
 // begin(l) for each, observe(l, x) for every calibration batch, then compress(l) for each, in order.
 class Method {

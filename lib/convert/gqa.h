@@ -15,10 +15,6 @@
 
 #include "lib/model/checkpoint.h"
 
-namespace llmopt::tok {
-class Tokenizer;
-}
-
 namespace llmopt::convert {
 
 enum class Grouping { Adjacent, Similarity };
@@ -43,7 +39,7 @@ struct HeadStats {
   int64_t heads = 0, tokens = 0;
   std::vector<std::vector<double>> k, v;
 };
-// Runs the model over the samples (one sequence at a time, no KV cache) and observes each layer's k/v input.
+// Runs the calibration runner (lib/calib) over the windows (equal lengths) and observes each layer's k/v input.
 HeadStats collect_head_stats(const model::Checkpoint& ck, const std::vector<std::vector<int32_t>>& samples);
 
 // The combined metric of one layer: K and V Gram matrices each divided by their mean per-head energy.
@@ -64,7 +60,7 @@ void write_grouped_tensors(const model::Checkpoint& src, const KvGroups& groups,
 struct GqaOptions {
   int64_t kv_heads = 0;
   Grouping grouping = Grouping::Adjacent;
-  std::vector<std::vector<int32_t>> calib;  // token windows (similarity only)
+  std::vector<std::vector<int32_t>> calib;  // token windows, calib::calibration_windows (similarity only)
   uint64_t max_shard_bytes = 5'000'000'000;
 };
 
@@ -81,11 +77,5 @@ struct GqaReport {
 // other field verbatim) + the tokenizer/generation files into a temporary sibling of `out`, then rename it
 // into place. On any Error nothing is left behind.
 GqaReport convert_gqa(const std::filesystem::path& in, const std::filesystem::path& out, const GqaOptions& opts);
-
-// Calibration windows: the text (a growing prefix, as much as needed) tokenized without special tokens,
-// cut into n consecutive windows of L tokens (fewer, with a warning, if the text is short; Error if it
-// has fewer than L tokens).
-std::vector<std::vector<int32_t>> calibration_windows(const tok::Tokenizer& tk, std::string_view text, int64_t n,
-                                                      int64_t L, const std::string& source_name);
 
 }  // namespace llmopt::convert

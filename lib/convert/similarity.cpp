@@ -1,67 +1,68 @@
 // KV-head grouping by output similarity: Gram matrices of the heads' K/V outputs on calibration text,
 // and a balanced grouping that minimises the error of mean-pooling each group.
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 
 #include "lib/convert/gqa.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
+#include "lib/calib/runner.h"
 #include "lib/model/forward.h"
 
 namespace llmopt::convert {
 
-HeadStats collect_head_stats(const model::Checkpoint& ck, const std::vector<std::vector<int32_t>>& samples) {
-  model::Model mdl(ck);
-  const model::ModelConfig& c = mdl.config();
-  const int64_t H = c.num_key_value_heads, D = c.head_dim, kvd = H * D;
-  const int L = int(c.num_hidden_layers);
-  HeadStats s;
-  s.heads = H;
-  s.k.assign(size_t(L), std::vector<double>(size_t(H * H), 0.0));
-  s.v = s.k;
-
-  // Gram of one [T, H·D] block of head outputs: m[a·H+b] += Σ_t Σ_d X[t, a·D+d]·X[t, b·D+d]
-  auto gram = [&](const std::vector<float>& x, int64_t T, std::vector<double>& m) {
-    for (int64_t t = 0; t < T; ++t) {
-      const float* row = x.data() + t * kvd;
-      for (int64_t a = 0; a < H; ++a)
-        for (int64_t b = a; b < H; ++b) {
-          double dot = 0;
-          for (int64_t d = 0; d < D; ++d) dot += double(row[a * D + d]) * double(row[b * D + d]);
-          m[size_t(a * H + b)] += dot;
-          if (b != a) m[size_t(b * H + a)] += dot;
-        }
-    }
-  };
-
-  std::vector<float> kbuf, vbuf;
-  model::Observer obs = [&](int layer, const model::Linear& lin, const float* x, int64_t rows, int64_t) {
-    const model::LayerWeights& w = mdl.weights().layers[size_t(layer)];
-    if (&lin != &w.k) return;  // q, k and v share their input; compute K and V once
-    kbuf.resize(size_t(rows * kvd));
-    vbuf.resize(size_t(rows * kvd));
-    model::linear_forward(w.k, x, rows, kbuf.data());
-    model::linear_forward(w.v, x, rows, vbuf.data());
-    gram(kbuf, rows, s.k[size_t(layer)]);
-    gram(vbuf, rows, s.v[size_t(layer)]);
-  };
-
-  log::Progress progress("calibrate", int64_t(samples.size()));
-  for (size_t i = 0; i < samples.size(); ++i) {
-    const auto& ids = samples[i];
-    if (ids.empty()) continue;
-    const int64_t T = int64_t(ids.size());
-    std::vector<float> x(static_cast<size_t>(T * c.hidden_size));
-    model::embed_tokens(mdl.weights(), ids, x.data());
-    const model::SeqRows seq{0, 0, T, 0};
-    model::LayerContext ctx{&c, &mdl.inv_freq(), std::span<const model::SeqRows>(&seq, 1), nullptr, &obs};
-    for (const auto& layer : mdl.weights().layers) model::decoder_layer_forward(ctx, layer, x.data());
-    s.tokens += T;
-    progress.update(int64_t(i + 1));
+namespace {
+// Gram of one [T, H·D] block of head outputs: m[a·H+b] += Σ_t Σ_d X[t, a·D+d]·X[t, b·D+d]
+void add_gram(const std::vector<float>& x, int64_t T, int64_t H, int64_t D, std::vector<double>& m) {
+  for (int64_t t = 0; t < T; ++t) {
+    const float* row = x.data() + t * H * D;
+    for (int64_t a = 0; a < H; ++a)
+      for (int64_t b = a; b < H; ++b) {
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d) dot += double(row[a * D + d]) * double(row[b * D + d]);
+        m[size_t(a * H + b)] += dot;
+        if (b != a) m[size_t(b * H + a)] += dot;
+      }
   }
-  progress.finish();
-  return s;
+}
+
+// A calibration method that compresses nothing: it observes each layer's k_proj/v_proj input and
+// accumulates the Gram matrices of the KV heads' outputs.
+class HeadStatsMethod : public calib::Method {
+ public:
+  explicit HeadStatsMethod(const model::ModelConfig& c) : D_(c.head_dim) {
+    s.heads = c.num_key_value_heads;
+    s.k.assign(size_t(c.num_hidden_layers), std::vector<double>(size_t(s.heads * s.heads), 0.0));
+    s.v = s.k;
+  }
+  std::string name() const override { return "kv-head statistics"; }
+  void observe(const model::Linear& l, const float* x, int64_t rows, int64_t) override {
+    const bool is_k = l.name.ends_with(".k_proj"), is_v = l.name.ends_with(".v_proj");
+    if (!is_k && !is_v) return;
+    int layer = -1;
+    if (std::sscanf(l.name.c_str(), "model.layers.%d.", &layer) != 1 || layer < 0 || layer >= int(s.k.size()))
+      fail("kv-head statistics: unexpected linear {}", l.name);
+    out_.resize(size_t(rows * l.out));
+    model::linear_forward(l, x, rows, out_.data());
+    add_gram(out_, rows, s.heads, D_, (is_k ? s.k : s.v)[size_t(layer)]);
+    if (is_k && layer == 0) s.tokens += rows;
+  }
+  model::Linear compress(const model::Linear& l) override { return l; }
+
+  HeadStats s;
+
+ private:
+  int64_t D_;
+  std::vector<float> out_;
+};
+}  // namespace
+
+HeadStats collect_head_stats(const model::Checkpoint& ck, const std::vector<std::vector<int32_t>>& samples) {
+  HeadStatsMethod m(ck.config);
+  calib::run_windows(ck, m, samples, 4, [](model::LayerWeights&) {});
+  return std::move(m.s);
 }
 
 std::vector<double> head_metric(const HeadStats& s, int layer) {
