@@ -246,8 +246,6 @@ PruneReport prune_model(const fs::path& dir, const fs::path& out, const PruneOpt
   rep.layers = rs.layers;
   rep.bytes_out = calib::dir_bytes(out);
   rep.seconds = now_s() - t0;
-  log::info("{} {} → {}: {} layers in {:.2f}s, linears {:.2f}% zero, model {:.2f}%", rep.method, rep.pattern,
-            rep.output, rep.layers, rep.seconds, 100 * rep.linear_sparsity, 100 * rep.global_sparsity);
   return rep;
 }
 

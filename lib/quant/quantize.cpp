@@ -391,8 +391,6 @@ QuantizeReport quantize_model(const fs::path& dir, const fs::path& out, const Qu
     for (const auto& c : awq_method->choices) rep.awq_alpha.push_back(c.scaled ? c.alpha : 0.0);
   rep.bytes_out = calib::dir_bytes(out);
   rep.seconds = now_s() - t0;
-  log::info("{} {}-bit g{} → {} ({}): {} layers in {:.2f}s, {} → {} bytes", rep.method, rep.bits, rep.group_size,
-            rep.output, rep.format, rep.layers, rep.seconds, rep.bytes_in, rep.bytes_out);
   return rep;
 }
 
