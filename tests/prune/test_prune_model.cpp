@@ -19,6 +19,7 @@
 #include "lib/prune/prune_model.h"
 #include "lib/prune/wanda.h"
 #include "lib/tokenizer/tokenizer.h"
+#include "tests/support/layer_errors.h"
 #include "tests/support/test_paths.h"
 
 using namespace llmopt;
@@ -51,31 +52,11 @@ std::string bytes(const st::TensorSet& ts, const std::string& name) {
   return {reinterpret_cast<const char*>(v.data), v.nbytes()};
 }
 
-// Σ_l ‖layer_fp(x_l) − layer_p(x_l)‖² per layer, x_l the fp32 model's input to layer l on validation text.
-std::vector<double> layer_errors(const model::Checkpoint& fp, const model::Checkpoint& p) {
-  const auto tk = tok::Tokenizer::load(fp.dir);
-  auto ids = tk.encode(read_file(valid_text()), false);
+// 4 windows of 128 tokens of held-out text (the validation excerpt).
+std::vector<int32_t> valid_ids(const model::Checkpoint& ck) {
+  auto ids = tok::Tokenizer::load(ck.dir).encode(read_file(valid_text()), false);
   ids.resize(4 * 128);
-  const int64_t H = fp.config.hidden_size;
-  model::ModelWeights mw;
-  mw.embed = model::Linear::view("model.embed_tokens", fp.tensors.get("model.embed_tokens.weight"));
-  std::vector<float> x(ids.size() * size_t(H));
-  model::embed_tokens(mw, ids, x.data());
-  const auto inv = model::rope_inv_freq(fp.config);
-  std::vector<model::SeqRows> seqs;
-  for (int s = 0; s < 4; ++s) seqs.push_back({s, s * 128, 128, 0});
-  model::LayerContext ctx{&fp.config, &inv, seqs, nullptr, nullptr};
-  std::vector<double> err;
-  for (int l = 0; l < fp.config.num_hidden_layers; ++l) {
-    const auto wf = model::load_layer(fp, l), wp = model::load_layer(p, l);
-    std::vector<float> yp = x;
-    model::decoder_layer_forward(ctx, wf, x.data());
-    model::decoder_layer_forward(ctx, wp, yp.data());
-    double e = 0;
-    for (size_t i = 0; i < x.size(); ++i) e += double(x[i] - yp[i]) * double(x[i] - yp[i]);
-    err.push_back(e);
-  }
-  return err;
+  return ids;
 }
 
 }  // namespace
@@ -222,8 +203,8 @@ TEST_CASE("SparseGPT reconstructs every layer's output better than magnitude (50
     CAPTURE(pattern);
     prune::prune_model(model_dir(), tmp / ("mag" + pattern), opts(prune::Algo::Magnitude, pattern));
     prune::prune_model(model_dir(), tmp / ("sgpt" + pattern), opts(prune::Algo::SparseGpt, pattern, 32, 128));
-    const auto em = layer_errors(fp, model::Checkpoint::load(tmp / ("mag" + pattern)));
-    const auto es = layer_errors(fp, model::Checkpoint::load(tmp / ("sgpt" + pattern)));
+    const auto em = test::layer_errors(fp, model::Checkpoint::load(tmp / ("mag" + pattern)), valid_ids(fp));
+    const auto es = test::layer_errors(fp, model::Checkpoint::load(tmp / ("sgpt" + pattern)), valid_ids(fp));
     for (size_t l = 0; l < em.size(); ++l) {
       CAPTURE(l);
       INFO("magnitude ", em[l], ", sparsegpt ", es[l]);

@@ -14,6 +14,7 @@
 #include "lib/quant/awq.h"
 #include "lib/quant/quantize.h"
 #include "lib/tokenizer/tokenizer.h"
+#include "tests/support/layer_errors.h"
 #include "tests/support/test_paths.h"
 
 using namespace llmopt;
@@ -42,36 +43,12 @@ quant::QuantizeOptions awq_opts(int bits) {
   return o;
 }
 
-// The fp32 model's layer inputs on 4 windows of 128 tokens of held-out text (the validation excerpt).
-std::vector<float> valid_embeddings(const model::Checkpoint& ck, std::vector<model::SeqRows>& seqs) {
-  const auto tk = tok::Tokenizer::load(ck.dir);
-  auto ids = tk.encode(read_file(test::shared_dir() / "data/tinystories/tinystories_valid_excerpt.txt"), false);
+// 4 windows of 128 tokens of held-out text (the validation excerpt).
+std::vector<int32_t> valid_ids(const model::Checkpoint& ck) {
+  auto ids = tok::Tokenizer::load(ck.dir).encode(
+      read_file(test::shared_dir() / "data/tinystories/tinystories_valid_excerpt.txt"), false);
   ids.resize(4 * 128);
-  for (int s = 0; s < 4; ++s) seqs.push_back({s, s * 128, 128, 0});
-  model::ModelWeights mw;
-  mw.embed = model::Linear::view("model.embed_tokens", ck.tensors.get("model.embed_tokens.weight"));
-  std::vector<float> x(ids.size() * size_t(ck.config.hidden_size));
-  model::embed_tokens(mw, ids, x.data());
-  return x;
-}
-
-// Per layer ‖layer_fp(x_l) − layer_q(x_l)‖² with x_l the fp32 model's input to layer l.
-std::vector<double> layer_errors(const model::Checkpoint& fp, const model::Checkpoint& q) {
-  std::vector<model::SeqRows> seqs;
-  std::vector<float> x = valid_embeddings(fp, seqs);
-  const auto inv = model::rope_inv_freq(fp.config);
-  model::LayerContext ctx{&fp.config, &inv, seqs, nullptr, nullptr};
-  std::vector<double> err;
-  for (int l = 0; l < fp.config.num_hidden_layers; ++l) {
-    const auto wf = model::load_layer(fp, l), wq = model::load_layer(q, l);
-    std::vector<float> yq = x;
-    model::decoder_layer_forward(ctx, wf, x.data());
-    model::decoder_layer_forward(ctx, wq, yq.data());
-    double e = 0;
-    for (size_t i = 0; i < x.size(); ++i) e += double(x[i] - yq[i]) * double(x[i] - yq[i]);
-    err.push_back(e);
-  }
-  return err;
+  return ids;
 }
 
 }  // namespace
@@ -115,8 +92,8 @@ TEST_CASE("AWQ's layer outputs are closer to fp32's than RTN's (4 and 3 bits, de
     quant::quantize_model(model_dir(), rd, r);
     CHECK(rep.method == "awq");
     CHECK(rep.awq_alpha.size() == 20);
-    const auto ea = layer_errors(fp, model::Checkpoint::load(ad));
-    const auto er = layer_errors(fp, model::Checkpoint::load(rd));
+    const auto ea = test::layer_errors(fp, model::Checkpoint::load(ad), valid_ids(fp));
+    const auto er = test::layer_errors(fp, model::Checkpoint::load(rd), valid_ids(fp));
     double sa = 0, sr = 0;
     int better = 0;
     for (size_t l = 0; l < ea.size(); ++l) sa += ea[l], sr += er[l], better += ea[l] <= er[l];
@@ -145,7 +122,12 @@ TEST_CASE("AWQ on an MHA model scales o_proj into v_proj's rows; the written mod
   // runner layer (original norms, Q(W·s)·diag(1/s)) vs written layer (norms / s, Q(W·s), v rows / s_o)
   const auto q = model::Checkpoint::load(tmp / "q");
   std::vector<model::SeqRows> seqs;
-  const std::vector<float> x = valid_embeddings(fp, seqs);
+  for (int s = 0; s < 4; ++s) seqs.push_back({s, s * 128, 128, 0});
+  const auto ids = valid_ids(fp);
+  model::ModelWeights mw;
+  mw.embed = model::Linear::view("model.embed_tokens", fp.tensors.get("model.embed_tokens.weight"));
+  std::vector<float> x(ids.size() * size_t(fp.config.hidden_size));
+  model::embed_tokens(mw, ids, x.data());
   const auto inv = model::rope_inv_freq(fp.config);
   model::LayerContext ctx{&fp.config, &inv, seqs, nullptr, nullptr};
   for (int l = 0; l < 5; ++l) {

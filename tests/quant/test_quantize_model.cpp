@@ -17,6 +17,7 @@
 #include "lib/core/fsutil.h"
 #include "lib/model/forward.h"
 #include "lib/quant/quantize.h"
+#include "tests/support/layer_errors.h"
 #include "tests/support/test_paths.h"
 
 using namespace llmopt;
@@ -55,32 +56,12 @@ std::vector<PackedTensor> read_packed(const st::TensorSet& ts, const std::string
 const char* kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                           "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
-// Σ over layers of ‖layer_fp(x_l) − layer_q(x_l)‖² with x_l the fp32 model's input to layer l, on windows
-// of random tokens (not the calibration windows).
-std::vector<double> layer_errors(const model::Checkpoint& fp, const model::Checkpoint& q) {
-  std::vector<int32_t> ids;  // random token ids, not the calibration windows
+// Random token ids, not the calibration windows.
+std::vector<int32_t> random_ids(const model::Checkpoint& ck) {
+  std::vector<int32_t> ids;
   std::mt19937_64 rng(11);
-  for (int i = 0; i < 4 * 128; ++i) ids.push_back(int32_t(rng() % uint64_t(fp.config.vocab_size)));
-  const int64_t H = fp.config.hidden_size;
-  model::ModelWeights mw;
-  mw.embed = model::Linear::view("model.embed_tokens", fp.tensors.get("model.embed_tokens.weight"));
-  std::vector<float> x(ids.size() * size_t(H));
-  model::embed_tokens(mw, ids, x.data());
-  const auto inv = model::rope_inv_freq(fp.config);
-  std::vector<model::SeqRows> seqs;
-  for (int s = 0; s < 4; ++s) seqs.push_back({s, s * 128, 128, 0});
-  model::LayerContext ctx{&fp.config, &inv, seqs, nullptr, nullptr};
-  std::vector<double> err;
-  for (int l = 0; l < fp.config.num_hidden_layers; ++l) {
-    const auto wf = model::load_layer(fp, l), wq = model::load_layer(q, l);
-    std::vector<float> yq = x;
-    model::decoder_layer_forward(ctx, wf, x.data());
-    model::decoder_layer_forward(ctx, wq, yq.data());
-    double e = 0;
-    for (size_t i = 0; i < x.size(); ++i) e += double(x[i] - yq[i]) * double(x[i] - yq[i]);
-    err.push_back(e);
-  }
-  return err;
+  for (int i = 0; i < 4 * 128; ++i) ids.push_back(int32_t(rng() % uint64_t(ck.config.vocab_size)));
+  return ids;
 }
 
 }  // namespace
@@ -155,8 +136,8 @@ TEST_CASE("GPTQ reconstructs the layer outputs better than RTN (4 and 3 bits, de
     const auto gd = tmp / ("gptq" + std::to_string(bits)), rd = tmp / ("rtn" + std::to_string(bits));
     quant::quantize_model(model_dir(), gd, g);
     quant::quantize_model(model_dir(), rd, r);
-    const auto eg = layer_errors(fp, model::Checkpoint::load(gd));
-    const auto er = layer_errors(fp, model::Checkpoint::load(rd));
+    const auto eg = test::layer_errors(fp, model::Checkpoint::load(gd), random_ids(fp));
+    const auto er = test::layer_errors(fp, model::Checkpoint::load(rd), random_ids(fp));
     double sg = 0, sr = 0;
     int better = 0;
     for (size_t l = 0; l < eg.size(); ++l) sg += eg[l], sr += er[l], better += eg[l] < er[l];
