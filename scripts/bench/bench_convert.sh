@@ -2,7 +2,7 @@
 # MHA/GQA → fewer KV heads: convert stories260K (4 KV heads) to 2 and to 1 KV head with adjacent and with
 # similarity grouping, then report KV bytes per token (`llmopt inspect --json`) and perplexity + KL from the
 # original (`llmopt eval --json`) on the TinyStories validation excerpt. Prints a markdown table for
-# BENCHMARKS-convert.md, preceded by the commands, machine and date.
+# BENCHMARKS.md, preceded by the commands, machine and date.
 # Usage: scripts/bench/bench_convert.sh
 #   env BUILD: build directory (default build-conv); SKIP_BUILD=1: use $BUILD/llmopt as is
 #   env NSAMPLES/SEQLEN: calibration windows for similarity grouping (default 64 × 256 tokens)

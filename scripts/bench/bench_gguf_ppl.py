@@ -10,7 +10,7 @@ tokens [i*ctx, (i+1)*ctx) with BOS first, the predictions at positions ctx/2 .. 
 own tokenization of the text (reported against ours).
 
 Usage (repo root): python3 scripts/bench/bench_gguf_ppl.py --llmopt build/llmopt [--ctx 128] [--types q8_0,q4_0]
-Prints a markdown table (BENCHMARKS-gguf.md). Requires numpy, safetensors, gguf, llama-cpp-python.
+Prints a markdown table (BENCHMARKS.md). Requires numpy, safetensors, gguf, llama-cpp-python.
 """
 import argparse
 import datetime

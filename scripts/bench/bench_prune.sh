@@ -4,7 +4,7 @@
 # of 512 tokens, seed 0), scored with `llmopt eval` (gptq protocol, ctx 512) on the validation excerpt with
 # --kl-base the fp32 model. With LLMCOMPRESSOR=1 also llm-compressor's SparseGPT and Wanda (its oneshot pipeline,
 # scripts/bench/bench_prune_llmcompressor.py) on the same model and text, scored the same way.
-# Prints a markdown table for BENCHMARKS-prune.md.
+# Prints a markdown table for BENCHMARKS.md.
 # Usage: scripts/bench/bench_prune.sh
 #   env MAX_WINDOWS: score only the first W windows of 512 tokens (default 0 = all of the excerpt)
 #   env BUILD: build directory (default build-bench-prune, configured Release); SKIP_BUILD=1: use $BUILD/llmopt as is

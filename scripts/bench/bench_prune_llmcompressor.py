@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""llm-compressor's SparseGPT / Wanda on stories260K, for the BENCHMARKS-prune.md comparison.
+"""llm-compressor's SparseGPT / Wanda on stories260K, for the BENCHMARKS.md comparison.
 
 Runs llm-compressor's own oneshot pipeline (sequential, layer by layer, on CPU) with SparseGPTModifier or
 WandaPruningModifier on the same model and calibration text as scripts/bench/bench_prune.sh: 128 windows of 512

@@ -4,7 +4,7 @@
 # RTN or GPTQ weights; dense fake-quant weights, so the per-token activation quantization is not simulated) next
 # to plain RTN int8 per-channel, calibrated on the TinyStories train excerpt
 # (128 windows of 512 tokens, seed 0), scored with `llmopt eval` (gptq protocol, ctx 512) on the validation
-# excerpt with --kl-base the fp32 model. Prints a markdown table for BENCHMARKS-quant.md.
+# excerpt with --kl-base the fp32 model. Prints a markdown table for BENCHMARKS.md.
 # Usage: scripts/bench/bench_quant.sh
 #   env MAX_WINDOWS: score only the first W windows of 512 tokens (default 0 = all of the excerpt)
 #   env ROWS: "all" (default), "base" (fp32 + RTN/GPTQ), "scaled" (fp32 + RTN + AWQ + SmoothQuant rows) or "llmc"

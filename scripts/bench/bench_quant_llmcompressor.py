@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""llm-compressor's GPTQ / AWQ / SmoothQuant+GPTQ W8A8 on stories260K, for the BENCHMARKS-quant.md comparison.
+"""llm-compressor's GPTQ / AWQ / SmoothQuant+GPTQ W8A8 on stories260K, for the BENCHMARKS.md comparison.
 
 Runs llm-compressor's own oneshot pipeline (sequential, layer by layer, on CPU) on the same model and calibration
 text as scripts/bench/bench_quant.sh: 128 windows of 512 tokens from tinystories_train_excerpt.txt (drawn
