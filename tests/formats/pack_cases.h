@@ -1,6 +1,6 @@
 #pragma once
 // Synthetic quantized weights and file helpers shared by the packing tests (test_gptq_awq_pack.cpp,
-// test_compressed_tensors.cpp). With LLMOPT_GOLDEN_OUT=<dir> set, the tests only write their files there for
+// test_compressed_tensors.cpp; test_gguf.cpp uses the helpers). With LLMOPT_GOLDEN_OUT=<dir> set, the tests only write their files there for
 // scripts/golden/formats_golden.py.
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -112,6 +112,52 @@ inline void write_f32(const fs::path& path, const std::string& name, const std::
   st::Writer w(path, {{name, DType::F32, {rows, cols}, 0, 0}});
   w.write(name, x.data(), x.size() * 4);
   w.finish();
+}
+
+// Packs `c` with `pack`, checks our dequantization of the packed tensors against the codes, writes the file
+// and compares it (bytes) and the reference readers' dequantization (hash) with the committed golden data.
+template <typename Pack, typename Deq>
+inline void run_case(const Case& c, const std::string& prefix, Pack pack, Deq deq, const json& qcfg, bool f16_scales = true,
+              DType scale_dtype = DType::F16, bool ref_in_scale_dtype = false) {
+  INFO("case " << c.name);
+  const std::vector<PackedTensor> packed = pack(c.input());
+  const std::vector<float> ours = deq(packed);
+  Case r = c;  // the scales as stored
+  for (auto& s : r.scales) {
+    if (scale_dtype == DType::F16 || f16_scales) s = f16_to_f32(f32_to_f16(s));
+    else if (scale_dtype == DType::BF16) s = bf16_to_f32(f32_to_bf16(s));
+  }
+  const std::vector<float> want = dequantize_codes(r.input());
+  CHECK(ours == want);
+  const fs::path tmp = test::temp_dir("fmtpack") / (c.name + ".safetensors");
+  write_st(tmp, prefix, packed, qcfg);
+  if (auto out = golden_out(); !out.empty()) {
+    fs::copy_file(tmp, out / tmp.filename(), fs::copy_options::overwrite_existing);
+    write_f32(out / (c.name + ".ours.safetensors"), "weight", ours, c.rows, c.cols);
+    return;
+  }
+  const json g = golden().at("cases").at(c.name);
+  CHECK(read_file(tmp) == read_file(fmt_dir() / g.at("file").get<std::string>()));
+  // compressed-tensors (ref_in_scale_dtype) multiplies in the scales' dtype: round ours the same way first.
+  std::vector<float> rounded = ours;
+  for (auto& v : rounded) {
+    if (!ref_in_scale_dtype) break;
+    if (scale_dtype == DType::F16) v = f16_to_f32(f32_to_f16(v));
+    if (scale_dtype == DType::BF16) v = bf16_to_f32(f32_to_bf16(v));
+  }
+  CHECK(hex64(fnv1a64(rounded.data(), rounded.size() * 4)) == g.at("ref_dequant_fnv").get<std::string>());
+  CHECK(g.at("max_abs_diff").get<double>() == 0.0);
+  // Read the committed (Python-verified) file back through our reader and dequantize it again.
+  auto f = st::File::open(fmt_dir() / g.at("file").get<std::string>());
+  std::vector<PackedTensor> back;
+  for (auto& t : packed) {
+    auto v = f->view(*f->find(prefix + t.suffix));
+    PackedTensor p{t.suffix, v.dtype(), v.shape(), {}};
+    p.data.assign(v.data, v.data + v.nbytes());
+    back.push_back(std::move(p));
+  }
+  CHECK(deq(back) == ours);
+  CHECK(json::parse(f->metadata().at("quantization_config")) == qcfg);
 }
 
 }  // namespace pack_cases

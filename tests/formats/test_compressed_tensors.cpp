@@ -21,50 +21,6 @@ using namespace llmopt;
 
 namespace {
 using namespace pack_cases;
-// Packs `c` with `pack`, checks our dequantization of the packed tensors against the codes, writes the file
-// and compares it (bytes) and the reference readers' dequantization (hash) with the committed golden data.
-template <typename Pack, typename Deq>
-void run_case(const Case& c, const std::string& prefix, Pack pack, Deq deq, const json& qcfg, bool f16_scales = true,
-              DType scale_dtype = DType::F16) {
-  INFO("case " << c.name);
-  const std::vector<PackedTensor> packed = pack(c.input());
-  const std::vector<float> ours = deq(packed);
-  Case r = c;  // the scales as stored
-  for (auto& s : r.scales) {
-    if (scale_dtype == DType::F16 || f16_scales) s = f16_to_f32(f32_to_f16(s));
-    else if (scale_dtype == DType::BF16) s = bf16_to_f32(f32_to_bf16(s));
-  }
-  const std::vector<float> want = dequantize_codes(r.input());
-  CHECK(ours == want);
-  const fs::path tmp = test::temp_dir("fmtpack") / (c.name + ".safetensors");
-  write_st(tmp, prefix, packed, qcfg);
-  if (auto out = golden_out(); !out.empty()) {
-    fs::copy_file(tmp, out / tmp.filename(), fs::copy_options::overwrite_existing);
-    write_f32(out / (c.name + ".ours.safetensors"), "weight", ours, c.rows, c.cols);
-    return;
-  }
-  const json g = golden().at("cases").at(c.name);
-  CHECK(read_file(tmp) == read_file(fmt_dir() / g.at("file").get<std::string>()));
-  // compressed-tensors multiplies in the scales' dtype: round ours the same way before comparing.
-  std::vector<float> rounded = ours;
-  for (auto& v : rounded) {
-    if (scale_dtype == DType::F16) v = f16_to_f32(f32_to_f16(v));
-    if (scale_dtype == DType::BF16) v = bf16_to_f32(f32_to_bf16(v));
-  }
-  CHECK(hex64(fnv1a64(rounded.data(), rounded.size() * 4)) == g.at("ref_dequant_fnv").get<std::string>());
-  CHECK(g.at("max_abs_diff").get<double>() == 0.0);
-  // Read the committed (Python-verified) file back through our reader and dequantize it again.
-  auto f = st::File::open(fmt_dir() / g.at("file").get<std::string>());
-  std::vector<PackedTensor> back;
-  for (auto& t : packed) {
-    auto v = f->view(*f->find(prefix + t.suffix));
-    PackedTensor p{t.suffix, v.dtype(), v.shape(), {}};
-    p.data.assign(v.data, v.data + v.nbytes());
-    back.push_back(std::move(p));
-  }
-  CHECK(deq(back) == ours);
-  CHECK(json::parse(f->metadata().at("quantization_config")) == qcfg);
-}
 }  // namespace
 
 TEST_CASE("compressed-tensors int-quantized (W8A8)") {
@@ -73,7 +29,7 @@ TEST_CASE("compressed-tensors int-quantized (W8A8)") {
     run_case(
         c, "model.layers.0.self_attn.q_proj.", [&](const PackInput& q) { return ct::pack_int8(q, sd); },
         [&](const std::vector<PackedTensor>& p) { return ct::dequantize(p, 8, -1); }, ct::quantization_config_w8a8(),
-        /*f16_scales=*/false, sd);
+        /*f16_scales=*/false, sd, /*ref_in_scale_dtype=*/true);
   }
 }
 
@@ -86,7 +42,7 @@ TEST_CASE("compressed-tensors pack-quantized") {
     run_case(
         c, "model.layers.0.mlp.down_proj.", [&](const PackInput& q) { return ct::pack_packed(q, s.sd); },
         [&](const std::vector<PackedTensor>& p) { return ct::dequantize(p, s.bits, s.group); },
-        ct::quantization_config_packed(s.bits, s.group, s.sym), false, s.sd);
+        ct::quantization_config_packed(s.bits, s.group, s.sym), false, s.sd, /*ref_in_scale_dtype=*/true);
   }
 }
 

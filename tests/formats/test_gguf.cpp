@@ -17,6 +17,7 @@
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "tests/support/test_paths.h"
+#include "tests/formats/pack_cases.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -24,26 +25,8 @@ using namespace llmopt;
 using gguf::Type;
 
 namespace {
-fs::path golden_out() {
-  const char* e = std::getenv("LLMOPT_GOLDEN_OUT");
-  return e && *e ? fs::path(e) : fs::path();
-}
-fs::path fmt_dir() { return test::testdata_dir() / "formats"; }
-json golden() { return json::parse(read_file(fmt_dir() / "formats_golden.json")); }
-std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+using namespace pack_cases;
 fs::path stories() { return test::shared_dir() / "models" / "stories260K"; }
-
-struct Rng {  // splitmix64
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  float uniform() { return float(next() >> 40) / float(1 << 24); }
-  float normal() { return std::sqrt(-2.0f * std::log(uniform() + 1e-7f)) * std::cos(6.2831853f * uniform()); }
-};
 
 const Type kTypes[] = {Type::F32, Type::F16, Type::Q8_0, Type::Q4_0, Type::Q4_1};
 
