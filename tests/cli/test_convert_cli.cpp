@@ -9,6 +9,7 @@
 #include "test_paths.h"
 
 namespace fs = std::filesystem;
+using llmopt::test::count_lines;
 using llmopt::test::run_llmopt;
 
 namespace {
@@ -19,7 +20,6 @@ std::string slurp(const fs::path& p) {
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
-size_t lines(const std::string& s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
 }  // namespace
 
 TEST_CASE("convert stories260K-mha to 4 KV heads") {
@@ -89,7 +89,7 @@ TEST_CASE("bad inputs: one error line, exit 1, no output directory") {
     INFO(c.args[5], " ", c.args.size() > 6 ? c.args[6] + " " + c.args.back() : "", ": ", r.err);
     CHECK(r.exit_code == 1);
     CHECK(r.signal == 0);
-    CHECK(lines(r.err) == 1);
+    CHECK(count_lines(r.err) == 1);
     CHECK(r.err.rfind("llmopt: error: ", 0) == 0);
     CHECK(r.err.find(c.says) != std::string::npos);
     CHECK(r.out.empty());

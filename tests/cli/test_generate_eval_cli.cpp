@@ -8,6 +8,7 @@
 
 #include "tests/support/test_paths.h"
 
+using llmopt::test::count_lines;
 using llmopt::test::run_llmopt;
 using nlohmann::json;
 
@@ -23,11 +24,6 @@ std::vector<json> json_lines(const std::string& out) {
   return v;
 }
 
-int lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
 }  // namespace
 
 TEST_CASE("generate: one prompt streams the greedy continuation") {
@@ -126,7 +122,7 @@ TEST_CASE("bad flags and inputs: non-zero exit, one line on stderr, nothing on s
     auto r = run_llmopt(args);
     CHECK(r.exit_code != 0);
     CHECK(r.signal == 0);
-    CHECK(lines(r.err) == 1);
+    CHECK(count_lines(r.err) == 1);
     CHECK(r.out.empty());
   }
 }

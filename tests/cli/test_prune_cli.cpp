@@ -9,18 +9,14 @@
 #include "lib/core/fsutil.h"
 #include "tests/support/test_paths.h"
 
+using llmopt::test::count_lines;
 using llmopt::test::run_llmopt;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-std::string model() { return (llmopt::test::shared_dir() / "models/stories260K").string(); }
-std::string calib() { return (llmopt::test::shared_dir() / "data/tinystories/tinystories_train_excerpt.txt").string(); }
-int lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+std::string model() { return llmopt::test::stories260k(); }
+std::string calib() { return llmopt::test::tinystories_train(); }
 }  // namespace
 
 TEST_CASE("prune magnitude 50% → JSON report, HF directory, inspect measures 50% in every linear") {
@@ -122,7 +118,7 @@ TEST_CASE("prune: bad flags and input fail with one line and no output") {
     CAPTURE(c.msg);
     CAPTURE(r.err);
     CHECK(r.exit_code == 1);
-    CHECK(lines(r.err) == 1);
+    CHECK(count_lines(r.err) == 1);
     CHECK(r.err.rfind("llmopt: error: ", 0) == 0);
     CHECK(r.err.find(c.msg) != std::string::npos);
     CHECK(!fs::exists(out));
@@ -131,6 +127,6 @@ TEST_CASE("prune: bad flags and input fail with one line and no output") {
   // not a model directory
   auto r = run_llmopt({"prune", (tmp / "nomodel").string(), "-o", out, "--method", "magnitude", "--sparsity", "0.5"});
   CHECK(r.exit_code == 1);
-  CHECK(lines(r.err) == 1);
+  CHECK(count_lines(r.err) == 1);
   CHECK(!fs::exists(out));
 }

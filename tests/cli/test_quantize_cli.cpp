@@ -8,18 +8,14 @@
 #include "lib/core/fsutil.h"
 #include "tests/support/test_paths.h"
 
+using llmopt::test::count_lines;
 using llmopt::test::run_llmopt;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-std::string model() { return (llmopt::test::shared_dir() / "models/stories260K").string(); }
-std::string calib() { return (llmopt::test::shared_dir() / "data/tinystories/tinystories_train_excerpt.txt").string(); }
-int lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+std::string model() { return llmopt::test::stories260k(); }
+std::string calib() { return llmopt::test::tinystories_train(); }
 }  // namespace
 
 TEST_CASE("quantize gptq → compressed-tensors: JSON report and an HF directory") {
@@ -107,14 +103,14 @@ TEST_CASE("quantize: bad flags and input fail with one line and no output") {
     INFO(r.err);
     CHECK(r.exit_code == c.code);
     CHECK(r.err.find(c.msg) != std::string::npos);
-    CHECK(lines(r.err) == 1);
+    CHECK(count_lines(r.err) == 1);
     CHECK(r.out.empty());
     CHECK(!fs::exists(out));
     CHECK(fs::is_empty(tmp));
   }
   auto missing = run_llmopt({"quantize", (tmp / "nope").string(), "-o", out, "--method", "rtn"});
   CHECK(missing.exit_code == 1);
-  CHECK(lines(missing.err) == 1);
+  CHECK(count_lines(missing.err) == 1);
 }
 
 TEST_CASE("quantize awq → dense and smoothquant → W8A8 compressed-tensors from the CLI") {

@@ -10,6 +10,7 @@
 
 #include "lib/core/dtype.h"
 #include "lib/core/fsutil.h"
+#include "tests/support/golden_bin.h"
 #include "tests/support/test_paths.h"
 
 namespace golden {
@@ -20,11 +21,7 @@ inline nlohmann::json index() { return nlohmann::json::parse(llmopt::read_file(d
 
 template <typename T>
 std::vector<T> load(const std::string& name, size_t n) {
-  std::string bytes = llmopt::read_file(dir() / name);
-  REQUIRE_MESSAGE(bytes.size() == n * sizeof(T), name);
-  std::vector<T> v(n);
-  std::memcpy(v.data(), bytes.data(), bytes.size());
-  return v;
+  return llmopt::test::load_bin<T>(dir() / name, n);
 }
 
 // np.packbits (big bit order) of an n-entry 0/1 mask.
@@ -47,9 +44,7 @@ inline Inputs inputs() {
   Inputs in{idx["rows"], idx["cols"], {}, {}, {}, {}, {}};
   const int64_t tokens = idx["tokens"];
   in.W = load<float>(idx["files"]["W"], size_t(in.rows * in.cols));
-  auto xh = load<uint16_t>(idx["files"]["X"], size_t(tokens * in.cols));
-  in.X.resize(xh.size());
-  for (size_t i = 0; i < xh.size(); i++) in.X[i] = llmopt::f16_to_f32(xh[i]);
+  in.X = llmopt::test::load_bin_f16(dir() / idx["files"]["X"].get<std::string>(), size_t(tokens * in.cols));
   in.S = load<float>(idx["files"]["S"], size_t(in.cols));
   auto Hv = load<float>(idx["files"]["H"], size_t(in.cols * in.cols));
   in.H = Eigen::Map<const Eigen::MatrixXf>(Hv.data(), in.cols, in.cols);

@@ -10,6 +10,7 @@
 #include "lib/core/dtype.h"
 #include "lib/core/fsutil.h"
 #include "lib/quant/grid.h"
+#include "tests/support/golden_bin.h"
 #include "tests/support/test_paths.h"
 
 namespace golden {
@@ -20,18 +21,11 @@ inline nlohmann::json index() { return nlohmann::json::parse(llmopt::read_file(d
 
 template <typename T>
 std::vector<T> load(const std::string& name, size_t n) {
-  std::string bytes = llmopt::read_file(dir() / name);
-  REQUIRE_MESSAGE(bytes.size() == n * sizeof(T), name);
-  std::vector<T> v(n);
-  std::memcpy(v.data(), bytes.data(), bytes.size());
-  return v;
+  return llmopt::test::load_bin<T>(dir() / name, n);
 }
 
 inline std::vector<float> load_f16(const std::string& name, size_t n) {
-  auto h = load<uint16_t>(name, n);
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; i++) v[i] = llmopt::f16_to_f32(h[i]);
-  return v;
+  return llmopt::test::load_bin_f16(dir() / name, n);
 }
 
 // The first `cols` columns of a row-major [rows, ld] matrix.

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 
@@ -15,6 +16,11 @@ fs::path source_dir() { return LLMOPT_SOURCE_DIR; }
 fs::path shared_dir() { return fs::path(LLMOPT_SHARED_DIR).lexically_normal(); }
 fs::path testdata_dir() { return source_dir() / "testdata"; }
 fs::path llmopt_bin() { return LLMOPT_BIN; }
+
+std::string stories260k() { return (shared_dir() / "models/stories260K").string(); }
+std::string tinystories_train() { return (shared_dir() / "data/tinystories/tinystories_train_excerpt.txt").string(); }
+std::string tinystories_valid() { return (shared_dir() / "data/tinystories/tinystories_valid_excerpt.txt").string(); }
+size_t count_lines(const std::string& s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
 
 fs::path temp_dir(const std::string& tag) {
   static std::atomic<int> counter{0};
