@@ -27,7 +27,7 @@ class Pool {
   }
   int size() const { return size_; }
 
-  void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  void run(int64_t n, const RangeFn& fn, int64_t grain) {
     int64_t chunks = std::min<int64_t>(size_, (n + grain - 1) / grain);
     if (chunks <= 1 || in_worker_) {
       fn(0, n);
@@ -72,7 +72,7 @@ class Pool {
   int size_ = 1;
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  const RangeFn* fn_ = nullptr;
   int64_t n_ = 0, chunks_ = 0;
   int pending_ = 0;
   uint64_t generation_ = 0;
@@ -102,7 +102,7 @@ void set_num_threads(int n) {
 }
 int num_threads() { return pool().size(); }
 
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+void parallel_for(int64_t n, RangeFn fn, int64_t grain) {
   if (n <= 0) return;
   pool().run(n, fn, std::max<int64_t>(1, grain));
 }

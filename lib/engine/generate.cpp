@@ -68,7 +68,7 @@ std::vector<Generation> generate(model::Model& model, const std::vector<std::vec
     batch.push_back({int(i), prompts[i], false});
     st.prefill_tokens += int64_t(prompts[i].size());
   }
-  auto logits = model.forward(batch, *kv);
+  auto logits = model::run_step(model, *kv, batch);
   st.prefill_s = now_s() - t0;
   for (size_t i = 0; i < B; ++i) accept(i, samplers[i].sample(std::span(logits).subspan(i * size_t(V), size_t(V))));
 
@@ -83,7 +83,7 @@ std::vector<Generation> generate(model::Model& model, const std::vector<std::vec
         who.push_back(i);
       }
     if (batch.empty()) break;
-    logits = model.forward(batch, *kv);
+    logits = model::run_step(model, *kv, batch);
     st.decode_tokens += int64_t(batch.size());
     for (size_t j = 0; j < who.size(); ++j)
       accept(who[j], samplers[who[j]].sample(std::span(logits).subspan(j * size_t(V), size_t(V))));

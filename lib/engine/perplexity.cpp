@@ -53,12 +53,12 @@ PplResult perplexity(model::Model& model, std::span<const int32_t> ids, const Pp
     std::copy_n(ids.begin() + start, ctx, win.begin());
     if (llamacpp && opts.bos_id >= 0) win[0] = opts.bos_id;
     model::Model::SeqInput in{0, win, true};
-    kv->set_length(0, 0);
-    const auto logits = model.forward({&in, 1}, *kv);
+    kv->truncate(0, 0);
+    const auto logits = model::run_step(model, *kv, {&in, 1});
     std::vector<float> blogits;
     if (base) {
-      kv_base->set_length(0, 0);
-      blogits = base->forward({&in, 1}, *kv_base);
+      kv_base->truncate(0, 0);
+      blogits = model::run_step(*base, *kv_base, {&in, 1});
     }
     // per scored position: nll, KL and top-1 agreement, summed in order afterwards (deterministic)
     std::vector<double> pn(static_cast<size_t>(per_window)), pk(static_cast<size_t>(per_window));

@@ -2,9 +2,7 @@
 
 #include <cmath>
 #include <numbers>
-#include <set>
 
-#include "lib/backend/ops.h"
 #include "lib/core/error.h"
 
 namespace llmopt::model {
@@ -51,78 +49,122 @@ int64_t total_rows(std::span<const SeqRows> seqs) {
   return t;
 }
 
-void add_inplace(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+backend::Backend& be(const LayerContext& ctx) { return ctx.backend ? *ctx.backend : backend::cpu(); }
+
+Tensor vec(const std::vector<float>& v) { return Tensor::vector(const_cast<float*>(v.data()), DType::F32, int64_t(v.size())); }
+
+// The attention batch of self-contained sequences (no cache): sequence i is one block of the K/V just
+// computed when every sequence starts at a multiple of the longest one, else they are copied into a
+// scratch storage of one block per sequence.
+struct SelfBatch {
+  backend::AttentionBatch batch;
+  bool in_place = false;
+};
+
+SelfBatch self_batch(std::span<const SeqRows> seqs, int64_t T, Arena& A) {
+  int64_t bs = 1;
+  for (const auto& s : seqs) {
+    if (s.pos0 != 0) fail("attention without a KV cache needs sequences starting at position 0");
+    bs = std::max(bs, s.n);
+  }
+  SelfBatch sb;
+  sb.in_place = true;
+  for (const auto& s : seqs) sb.in_place = sb.in_place && s.row % bs == 0;
+  const int64_t S = int64_t(seqs.size());
+  auto* qs = A.array<int32_t>(size_t(S + 1));
+  auto* len = A.array<int32_t>(size_t(S));
+  auto* table = A.array<int32_t>(size_t(S));
+  auto* slots = A.array<int64_t>(size_t(T));
+  auto* pos = A.array<int64_t>(size_t(T));
+  for (int64_t i = 0; i < S; ++i) {
+    const SeqRows& s = seqs[size_t(i)];
+    qs[i] = int32_t(s.row), len[i] = int32_t(s.n);
+    table[i] = int32_t(sb.in_place ? s.row / bs : i);
+    for (int64_t t = 0; t < s.n; ++t) slots[s.row + t] = table[i] * bs + t, pos[s.row + t] = t;
+  }
+  // query_start[S] closes the last sequence; rows between sequences (none in practice) are not queried
+  qs[S] = int32_t(S ? seqs.back().row + seqs.back().n : 0);
+  backend::AttentionBatch& b = sb.batch;
+  b.num_seqs = S, b.num_tokens = T, b.max_blocks = 1, b.block_size = bs;
+  b.query_start = Tensor::vector(qs, DType::I32, S + 1);
+  b.seq_len = Tensor::vector(len, DType::I32, S);
+  b.block_table = Tensor::matrix(table, DType::I32, S, 1);
+  b.slot_mapping = Tensor::vector(slots, DType::I64, T);
+  b.positions = Tensor::vector(pos, DType::I64, T);
+  return sb;
 }
 
 }  // namespace
 
-void attention_block(const LayerContext& ctx, const LayerWeights& w, float* x) {
+void attention_block(const LayerContext& ctx, const LayerWeights& w, float* xp) {
   const ModelConfig& c = *ctx.config;
-  const int64_t T = total_rows(ctx.seqs), H = c.hidden_size, D = c.head_dim;
+  backend::Backend& B = be(ctx);
+  Arena local;
+  Arena& A = ctx.arena ? *ctx.arena : local;
+  const Arena::Mark mark = A.mark();
+  const int64_t T = ctx.batch ? ctx.batch->num_tokens : total_rows(ctx.seqs), H = c.hidden_size, D = c.head_dim;
   const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, qd = nh * D, kvd = nkv * D;
   const float eps = float(c.rms_norm_eps);
+  const Tensor x = Tensor::f32(xp, T, H);
 
-  std::vector<float> h(size_t(T * H)), q(size_t(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd));
-  backend::rmsnorm(x, w.input_norm.data(), T, H, eps, h.data());
+  Tensor h = A.f32(T, H), q = A.f32(T, qd), k = A.f32(T, kvd), v = A.f32(T, kvd), o = A.f32(T, qd);
+  B.rmsnorm(x, vec(w.input_norm), eps, h);
   if (ctx.observe)
-    for (const Linear* l : {&w.q, &w.k, &w.v}) (*ctx.observe)(w.index, *l, h.data(), T, H);
-  linear_forward(w.q, h.data(), T, q.data());
-  linear_forward(w.k, h.data(), T, k.data());
-  linear_forward(w.v, h.data(), T, v.data());
+    for (const Linear* l : {&w.q, &w.k, &w.v}) (*ctx.observe)(w.index, *l, h.f32(), T, H);
+  linear_forward(B, w.q, h, q);
+  linear_forward(B, w.k, h, k);
+  linear_forward(B, w.v, h, v);
   if (!w.q_norm.empty()) {  // qwen3: RMSNorm over each head before RoPE
-    backend::rmsnorm(q.data(), w.q_norm.data(), T * nh, D, eps, q.data());
-    backend::rmsnorm(k.data(), w.k_norm.data(), T * nkv, D, eps, k.data());
+    B.rmsnorm(Tensor::f32(q.f32(), T * nh, D), vec(w.q_norm), eps, Tensor::f32(q.f32(), T * nh, D));
+    B.rmsnorm(Tensor::f32(k.f32(), T * nkv, D), vec(w.k_norm), eps, Tensor::f32(k.f32(), T * nkv, D));
   }
-  std::vector<int64_t> pos(static_cast<size_t>(T));
-  for (const auto& s : ctx.seqs)
-    for (int64_t i = 0; i < s.n; ++i) pos[size_t(s.row + i)] = s.pos0 + i;
-  backend::rope(q.data(), T, nh, D, qd, pos.data(), ctx.inv_freq->data());
-  backend::rope(k.data(), T, nkv, D, kvd, pos.data(), ctx.inv_freq->data());
 
-  // K/V: appended to the cache, or (no cache) attended in place as one block per sequence
-  std::vector<backend::AttnSeq> att(ctx.seqs.size());
-  std::vector<const float*> kp(ctx.seqs.size()), vp(ctx.seqs.size());
-  std::vector<float> o(size_t(T * qd));
-  for (size_t i = 0; i < ctx.seqs.size(); ++i) {
-    const SeqRows& s = ctx.seqs[i];
-    att[i].q = q.data() + s.row * qd;
-    att[i].out = o.data() + s.row * qd;
-    att[i].n = s.n;
-    att[i].pos0 = s.pos0;
-    if (ctx.kv) {
-      for (int64_t t = 0; t < s.n; ++t) {
-        std::copy_n(k.data() + (s.row + t) * kvd, kvd, ctx.kv->key_row(w.index, s.slot, s.pos0 + t));
-        std::copy_n(v.data() + (s.row + t) * kvd, kvd, ctx.kv->value_row(w.index, s.slot, s.pos0 + t));
-      }
-      att[i].kv = ctx.kv->blocks(w.index, s.slot);
-    } else {
-      if (s.pos0 != 0) fail("attention without a KV cache needs sequences starting at position 0");
-      kp[i] = k.data() + s.row * kvd;
-      vp[i] = v.data() + s.row * kvd;
-      att[i].kv = {&kp[i], &vp[i], std::max<int64_t>(s.n, 1), kvd};
-    }
+  // K/V: appended to the paged cache through the slot mapping, or (no cache) attended where they are
+  SelfBatch sb;
+  backend::KVLayer layer;
+  if (ctx.kv) {
+    if (!ctx.batch) fail("attention with a KV cache needs the step's attention batch");
+    sb.batch = *ctx.batch;
+    layer = ctx.kv->layer(w.index);
+  } else {
+    sb = self_batch(ctx.seqs, T, A);
+    if (sb.in_place) layer = {k, v, sb.batch.block_size};
+    else layer = {A.f32(sb.batch.num_seqs * sb.batch.block_size, kvd), A.f32(sb.batch.num_seqs * sb.batch.block_size, kvd), sb.batch.block_size};
   }
-  backend::attention(att, nh, nkv, D, qd, qd, float(1.0 / std::sqrt(double(D))));
+  const Tensor inv = vec(*ctx.inv_freq);
+  B.rope(q, nh, D, 0, D, sb.batch.positions, inv);
+  B.rope(k, nkv, D, 0, D, sb.batch.positions, inv);
+  if (!sb.in_place) {
+    B.set_rows(k, sb.batch.slot_mapping, layer.k);
+    B.set_rows(v, sb.batch.slot_mapping, layer.v);
+  }
+  B.attention(sb.batch, q, layer, backend::AttnDims::uniform(nh, nkv, D, float(1.0 / std::sqrt(double(D)))), o, nullptr);
 
-  if (ctx.observe) (*ctx.observe)(w.index, w.o, o.data(), T, qd);
-  linear_forward(w.o, o.data(), T, h.data());
-  add_inplace(x, h.data(), T * H);
+  if (ctx.observe) (*ctx.observe)(w.index, w.o, o.f32(), T, qd);
+  linear_forward(B, w.o, o, h);
+  B.add(x, h);
+  A.rewind(mark);
 }
 
-void mlp_block(const LayerContext& ctx, const LayerWeights& w, float* x) {
+void mlp_block(const LayerContext& ctx, const LayerWeights& w, float* xp) {
   const ModelConfig& c = *ctx.config;
-  const int64_t T = total_rows(ctx.seqs), H = c.hidden_size, I = c.intermediate_size;
-  std::vector<float> h(size_t(T * H)), g(size_t(T * I)), u(size_t(T * I));
-  backend::rmsnorm(x, w.post_attention_norm.data(), T, H, float(c.rms_norm_eps), h.data());
+  backend::Backend& B = be(ctx);
+  Arena local;
+  Arena& A = ctx.arena ? *ctx.arena : local;
+  const Arena::Mark mark = A.mark();
+  const int64_t T = ctx.batch ? ctx.batch->num_tokens : total_rows(ctx.seqs), H = c.hidden_size, I = c.intermediate_size;
+  const Tensor x = Tensor::f32(xp, T, H);
+  Tensor h = A.f32(T, H), g = A.f32(T, I), u = A.f32(T, I);
+  B.rmsnorm(x, vec(w.post_attention_norm), float(c.rms_norm_eps), h);
   if (ctx.observe)
-    for (const Linear* l : {&w.gate, &w.up}) (*ctx.observe)(w.index, *l, h.data(), T, H);
-  linear_forward(w.gate, h.data(), T, g.data());
-  linear_forward(w.up, h.data(), T, u.data());
-  backend::swiglu(g.data(), u.data(), T, I, I, g.data());
-  if (ctx.observe) (*ctx.observe)(w.index, w.down, g.data(), T, I);
-  linear_forward(w.down, g.data(), T, h.data());
-  add_inplace(x, h.data(), T * H);
+    for (const Linear* l : {&w.gate, &w.up}) (*ctx.observe)(w.index, *l, h.f32(), T, H);
+  linear_forward(B, w.gate, h, g);
+  linear_forward(B, w.up, h, u);
+  B.swiglu(g, u, g);
+  if (ctx.observe) (*ctx.observe)(w.index, w.down, g.f32(), T, I);
+  linear_forward(B, w.down, g, h);
+  B.add(x, h);
+  A.rewind(mark);
 }
 
 void decoder_layer_forward(const LayerContext& ctx, const LayerWeights& w, float* x) {
@@ -130,11 +172,22 @@ void decoder_layer_forward(const LayerContext& ctx, const LayerWeights& w, float
   mlp_block(ctx, w, x);
 }
 
+namespace {
+
+void check_ids(const ModelWeights& w, std::span<const int32_t> ids) {
+  for (int32_t id : ids)
+    if (id < 0 || id >= w.embed.out) fail("token id {} is outside the vocabulary (0..{})", id, w.embed.out - 1);
+}
+
+Tensor weight_tensor(const Linear& l) { return Tensor::matrix(const_cast<void*>(l.data), l.dtype, l.out, l.in); }
+
+}  // namespace
+
 void embed_tokens(const ModelWeights& w, std::span<const int32_t> ids, float* x) {
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= w.embed.out) fail("token id {} is outside the vocabulary (0..{})", ids[i], w.embed.out - 1);
-    backend::dense_row(w.embed.dense(), ids[i], x + int64_t(i) * w.embed.in);
-  }
+  check_ids(w, ids);
+  const int64_t n = int64_t(ids.size());
+  backend::cpu().get_rows(weight_tensor(w.embed), Tensor::vector(const_cast<int32_t*>(ids.data()), DType::I32, n),
+                          Tensor::f32(x, n, w.embed.in));
 }
 
 void final_logits(const ModelConfig& c, const ModelWeights& w, const float* x, std::span<const int64_t> rows,
@@ -142,53 +195,79 @@ void final_logits(const ModelConfig& c, const ModelWeights& w, const float* x, s
   const int64_t H = c.hidden_size, R = int64_t(rows.size());
   std::vector<float> h(size_t(R * H));
   for (int64_t i = 0; i < R; ++i) std::copy_n(x + rows[size_t(i)] * H, H, h.data() + i * H);
-  backend::rmsnorm(h.data(), w.final_norm.data(), R, H, float(c.rms_norm_eps), h.data());
-  linear_forward(w.lm_head, h.data(), R, logits);
+  backend::Backend& B = backend::cpu();
+  B.rmsnorm(Tensor::f32(h.data(), R, H), vec(w.final_norm), float(c.rms_norm_eps), Tensor::f32(h.data(), R, H));
+  linear_forward(B, w.lm_head, Tensor::f32(h.data(), R, H), Tensor::f32(logits, R, c.vocab_size));
 }
 
-std::unique_ptr<Model> Model::load(const std::filesystem::path& dir) {
-  return std::make_unique<Model>(Checkpoint::load(dir));
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& b) {
+  return std::make_unique<Model>(Checkpoint::load(dir), b);
 }
 
-Model::Model(Checkpoint ck) : ck_(std::move(ck)) {
+Model::Model(Checkpoint ck, backend::Backend& b)
+    : ck_(std::move(ck)), b_(&b), arena_(b.device(), [&b](size_t n) { return b.alloc(n); }, [&b](void* p) { b.free(p); }) {
+  if (b.device() != Device::CPU) fail("model weights can only be placed on the CPU backend so far");
   w_ = load_weights(ck_);
   inv_freq_ = rope_inv_freq(ck_.config);
 }
 
-std::unique_ptr<kv::KVCache> Model::make_cache(int n_slots, int64_t max_tokens) const {
+kv::KVFormat Model::kv_format(int64_t block_size) const {
   const ModelConfig& c = config();
-  if (max_tokens <= 0) max_tokens = c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096;
-  return std::make_unique<kv::ContiguousKVCache>(int(c.num_hidden_layers), c.num_key_value_heads * c.head_dim,
-                                                 n_slots, max_tokens);
+  return kv::make_format(DType::F32, block_size, c.num_key_value_heads, c.head_dim, c.head_dim);
 }
 
-std::vector<float> Model::forward(std::span<const SeqInput> batch, kv::KVCache& kv, const Observer* observe) {
+std::unique_ptr<kv::PagedCache> Model::make_cache(int n_seqs, int64_t max_tokens, int64_t block_size) const {
   const ModelConfig& c = config();
-  std::vector<SeqRows> seqs;
-  std::vector<int32_t> ids;
-  std::vector<int64_t> out_rows;
-  std::set<int> slots;
+  if (max_tokens <= 0) max_tokens = c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096;
+  const int64_t per_seq = (max_tokens + block_size - 1) / block_size;
+  auto cache = std::make_unique<kv::PagedCache>(*b_, kv_format(block_size), int(c.num_hidden_layers),
+                                                std::max<int64_t>(1, n_seqs * per_seq));
+  for (int i = 0; i < n_seqs; ++i) cache->add_sequence();
+  return cache;
+}
+
+Tensor Model::forward(const Step& step, kv::KVStorage& cache, const Observer* observe) {
+  const ModelConfig& c = config();
+  if (!step.batch || step.batch->num_tokens != int64_t(step.tokens.size()))
+    fail("forward: the attention batch does not cover the step's {} tokens", step.tokens.size());
+  const int64_t T = int64_t(step.tokens.size()), R = int64_t(step.logit_rows.size()), H = c.hidden_size;
+  check_ids(w_, step.tokens);
+  arena_.reset();
+  Arena& A = arena_;
+  backend::Backend& B = *b_;
+  Tensor x = A.f32(T, H);
+  B.get_rows(weight_tensor(w_.embed), Tensor::vector(const_cast<int32_t*>(step.tokens.data()), DType::I32, T), x);
+  LayerContext ctx{&c, &inv_freq_, {}, &cache, observe, step.batch, &B, &A};
+  for (const auto& layer : w_.layers) decoder_layer_forward(ctx, layer, x.f32());
+  Tensor h = A.f32(R, H), logits = A.f32(R, c.vocab_size);
+  B.get_rows(x, Tensor::vector(const_cast<int32_t*>(step.logit_rows.data()), DType::I32, R), h);
+  B.rmsnorm(h, vec(w_.final_norm), float(c.rms_norm_eps), h);
+  linear_forward(B, w_.lm_head, h, logits);
+  return logits;
+}
+
+std::vector<float> run_step(Model& m, kv::PagedCache& cache, std::span<const Model::SeqInput> batch,
+                            const Observer* observe) {
+  std::vector<kv::PagedCache::Chunk> chunks;
+  std::vector<int32_t> ids, rows;
   for (const auto& b : batch) {
     if (b.tokens.empty()) fail("forward: a sequence in the batch has no tokens");
-    if (!slots.insert(b.slot).second) fail("forward: slot {} appears twice in one batch", b.slot);
-    SeqRows s{b.slot, int64_t(ids.size()), int64_t(b.tokens.size()), kv.length(b.slot)};
-    kv.reserve(b.slot, s.n);
+    for (const auto& o : chunks)
+      if (o.seq == b.slot) fail("forward: slot {} appears twice in one batch", b.slot);
+    chunks.push_back({b.slot, int64_t(b.tokens.size())});
+    const int32_t row = int32_t(ids.size()), n = int32_t(b.tokens.size());
     ids.insert(ids.end(), b.tokens.begin(), b.tokens.end());
     if (b.all_logits)
-      for (int64_t i = 0; i < s.n; ++i) out_rows.push_back(s.row + i);
+      for (int32_t i = 0; i < n; ++i) rows.push_back(row + i);
     else
-      out_rows.push_back(s.row + s.n - 1);
-    seqs.push_back(s);
+      rows.push_back(row + n - 1);
   }
-  const int64_t T = int64_t(ids.size());
-  std::vector<float> x(size_t(T * c.hidden_size));
-  embed_tokens(w_, ids, x.data());
-  LayerContext ctx{&c, &inv_freq_, seqs, &kv, observe};
-  for (const auto& layer : w_.layers) decoder_layer_forward(ctx, layer, x.data());
-  std::vector<float> logits(out_rows.size() * size_t(c.vocab_size));
-  final_logits(c, w_, x.data(), out_rows, logits.data());
-  for (const auto& s : seqs) kv.set_length(s.slot, s.pos0 + s.n);
-  return logits;
+  backend::AttentionBatch ab;
+  if (!cache.plan(chunks, ab))
+    fail("kv cache: no room for {} more tokens ({} of {} blocks free)", ids.size(), cache.pool().num_free(),
+         cache.pool().num_blocks());
+  const Tensor logits = m.forward({ids, &ab, rows}, cache.storage(), observe);
+  return {logits.f32(), logits.f32() + logits.numel()};
 }
 
 }  // namespace llmopt::model

@@ -38,17 +38,19 @@ Linear Linear::owned_f32(std::string name, std::vector<float> weight, int64_t ou
   return l;
 }
 
-void linear_forward(const Linear& l, const float* x, int64_t n, float* y) {
+void linear_forward(backend::Backend& b, const Linear& l, const Tensor& x, const Tensor& y) {
+  const Tensor bias = Tensor::vector(const_cast<float*>(l.bias.data()), DType::F32, int64_t(l.bias.size()));
+  const Tensor* pb = l.has_bias() ? &bias : nullptr;
   switch (l.kind) {
-    case Linear::Kind::Dense:
-      backend::matmul_dense(l.dense(), l.has_bias() ? l.bias.data() : nullptr, x, n, y);
-      return;
+    case Linear::Kind::Dense: b.matmul(l.weight(), pb, x, y); return;
     case Linear::Kind::Grouped:
-    case Linear::Kind::W8A8:
-      backend::matmul_quant(l.quant->matrix(), l.has_bias() ? l.bias.data() : nullptr, x, n, y);
-      return;
+    case Linear::Kind::W8A8: b.matmul_quant(l.quant->matrix(), pb, x, y); return;
   }
   fail("{}: unknown linear kind", l.name);
+}
+
+void linear_forward(const Linear& l, const float* x, int64_t n, float* y) {
+  linear_forward(backend::cpu(), l, Tensor::f32(x, n, l.in), Tensor::f32(y, n, l.out));
 }
 
 std::vector<float> linear_weight_f32(const Linear& l) {

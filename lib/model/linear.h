@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "formats/safetensors.h"
-#include "lib/backend/ops.h"
+#include "lib/backend/backend.h"
 #include "lib/core/dtype.h"
 
 namespace llmopt::model {
@@ -35,7 +35,7 @@ struct Linear {
   std::vector<float> bias;  // [out], or empty
 
   bool has_bias() const { return !bias.empty(); }
-  backend::DenseMatrix dense() const { return {dtype, data, out, in}; }
+  Tensor weight() const { return Tensor::matrix(const_cast<void*>(data), dtype, out, in); }  // dense only
 
   // A view of checkpoint tensor `weight` [out, in] (and optional `bias` [out], widened to fp32).
   static Linear view(std::string name, const st::TensorView& weight, const st::TensorView* bias = nullptr);
@@ -44,7 +44,9 @@ struct Linear {
                           std::vector<float> bias = {});
 };
 
-// y[n, out] = x[n, in] · Wᵀ + b
+// y[n, out] = x[n, in] · Wᵀ + b on backend b (x, y on its device)
+void linear_forward(backend::Backend& b, const Linear& l, const Tensor& x, const Tensor& y);
+// The same on host fp32 rows with the CPU backend.
 void linear_forward(const Linear& l, const float* x, int64_t n, float* y);
 
 // The weight as fp32 [out, in] (for calibration methods and tests).

@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "lib/backend/ops.h"
+#include "lib/backend/cpu/kernels.h"
 #include "lib/core/threads.h"
 
 using namespace llmopt;
@@ -75,30 +75,35 @@ TEST_CASE("attention over paged blocks equals contiguous; GQA groups read the ri
         ref[size_t(i * heads * D + h * D + d)] = o;
       }
     }
-  // paged: blocks of 3 tokens in scattered buffers
+  // paged: blocks of 3 tokens, stored in reverse order in one storage of nb blocks (unused rows NaN)
   const int64_t bs = 3, nb = (len + bs - 1) / bs;
-  std::vector<std::vector<float>> kb(static_cast<size_t>(nb)), vb(static_cast<size_t>(nb));
-  std::vector<const float*> kp, vp;
-  for (int64_t b = nb - 1; b >= 0; --b) {  // allocate in reverse order
-    kb[size_t(b)].assign(size_t(bs * row), NAN);
-    vb[size_t(b)].assign(size_t(bs * row), NAN);
-    for (int64_t t = b * bs; t < std::min(len, (b + 1) * bs); ++t)
-      for (int64_t e = 0; e < row; ++e) {
-        kb[size_t(b)][size_t((t - b * bs) * row + e)] = k[size_t(t * row + e)];
-        vb[size_t(b)][size_t((t - b * bs) * row + e)] = v[size_t(t * row + e)];
-      }
-  }
-  for (int64_t b = 0; b < nb; ++b) kp.push_back(kb[size_t(b)].data()), vp.push_back(vb[size_t(b)].data());
-  const float* kc = k.data();
-  const float* vc = v.data();
-  std::vector<float> out_paged(q.size()), out_contig(q.size()), out_decode(size_t(heads * D));
-  // prefill of positions 0..6 then 7..10 in a second call (pos0 = 7), paged; and all at once, contiguous
-  AttnSeq s1{q.data(), out_paged.data(), 7, 0, {kp.data(), vp.data(), bs, row}};
-  AttnSeq s2{q.data() + 7 * heads * D, out_paged.data() + 7 * heads * D, 4, 7, {kp.data(), vp.data(), bs, row}};
-  AttnSeq both[] = {s1, s2};
-  attention(both, heads, kv_heads, D, heads * D, heads * D, float(scale));
-  AttnSeq c{q.data(), out_contig.data(), len, 0, {&kc, &vc, len, row}};
-  attention({&c, 1}, heads, kv_heads, D, heads * D, heads * D, float(scale));
+  std::vector<float> ks(size_t(nb * bs * row), NAN), vs(size_t(nb * bs * row), NAN);
+  std::vector<int32_t> table(static_cast<size_t>(nb));
+  for (int64_t blk = 0; blk < nb; ++blk) table[size_t(blk)] = int32_t(nb - 1 - blk);
+  for (int64_t t = 0; t < len; ++t)
+    for (int64_t e = 0; e < row; ++e) {
+      const int64_t slot = table[size_t(t / bs)] * bs + t % bs;
+      ks[size_t(slot * row + e)] = k[size_t(t * row + e)];
+      vs[size_t(slot * row + e)] = v[size_t(t * row + e)];
+    }
+  std::vector<float> out_paged(q.size()), out_contig(q.size());
+  const AttnDims dims = AttnDims::uniform(heads, kv_heads, D, float(scale));
+  // one step's batch: sequence 0 holding `len` tokens, queries for positions [p0, p0 + n)
+  auto run = [&](const Tensor& kst, const Tensor& vst, int64_t block, std::vector<int32_t> tbl, int64_t p0, int64_t n,
+                 std::vector<float>& out) {
+    std::vector<int32_t> qs = {0, int32_t(n)}, sl = {int32_t(p0 + n)};
+    AttentionBatch b;
+    b.num_seqs = 1, b.num_tokens = n, b.max_blocks = int64_t(tbl.size()), b.block_size = block;
+    b.query_start = Tensor::vector(qs.data(), DType::I32, 2);
+    b.seq_len = Tensor::vector(sl.data(), DType::I32, 1);
+    b.block_table = Tensor::matrix(tbl.data(), DType::I32, 1, int64_t(tbl.size()));
+    attention(b, Tensor::f32(q.data() + p0 * heads * D, n, heads * D), {kst, vst, block}, dims,
+              Tensor::f32(out.data() + p0 * heads * D, n, heads * D), nullptr);
+  };
+  // prefill of positions 0..6 then 7..10 in a second step, paged; and all at once, contiguous
+  run(Tensor::f32(ks.data(), nb * bs, row), Tensor::f32(vs.data(), nb * bs, row), bs, table, 0, 7, out_paged);
+  run(Tensor::f32(ks.data(), nb * bs, row), Tensor::f32(vs.data(), nb * bs, row), bs, table, 7, 4, out_paged);
+  run(Tensor::f32(k.data(), len, row), Tensor::f32(v.data(), len, row), len, {0}, 0, len, out_contig);
   double wp = 0, wc = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
     wp = std::max(wp, std::abs(ref[i] - out_paged[i]));
@@ -121,7 +126,7 @@ TEST_CASE("rmsnorm and rope") {
   // rope at position 3 with one frequency pair (D = 2): a rotation by 3·f
   float r[2] = {1.0f, 0.0f}, f = 0.5f;
   int64_t pos = 3;
-  rope(r, 1, 1, 2, 2, &pos, &f);
+  rope(r, 1, 1, 2, 0, 2, 2, &pos, &f);
   CHECK(r[0] == doctest::Approx(std::cos(1.5)));
   CHECK(r[1] == doctest::Approx(std::sin(1.5)));
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "lib/core/error.h"
 #include "lib/convert/gqa.h"
 #include "lib/core/fsutil.h"
 #include "lib/model/forward.h"
@@ -32,7 +33,7 @@ std::vector<float> logits(const fs::path& dir, std::span<const int32_t> ids) {
   auto m = model::Model::load(dir);
   auto kv = m->make_cache(1, int64_t(ids.size()));
   model::Model::SeqInput in{0, ids, true};
-  return m->forward(std::span(&in, 1), *kv);
+  return run_step(*m, *kv, std::span(&in, 1));
 }
 
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 
+#include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/engine/generate.h"
 #include "lib/engine/perplexity.h"

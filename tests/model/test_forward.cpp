@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/model/forward.h"
 #include "tests/support/test_paths.h"
@@ -62,7 +63,7 @@ TEST_CASE("prefill logits match transformers at every position") {
     REQUIRE(model->config().vocab_size == g.vocab);
     auto kv = model->make_cache(1);
     Model::SeqInput in{0, g.ids, true};
-    auto logits = model->forward({&in, 1}, *kv);
+    auto logits = run_step(*model, *kv, {&in, 1});
     REQUIRE(logits.size() == g.logits.size());
     double d = max_diff(g, logits.data(), 0, int64_t(g.ids.size()));
     MESSAGE(name << ": max |dlogit| = " << d);
@@ -79,12 +80,12 @@ TEST_CASE("prefill then token-by-token decode through the KV cache") {
     auto kv = model->make_cache(1);
     const int64_t P = 20;
     Model::SeqInput in{0, std::span(g.ids).first(P), false};
-    auto l0 = model->forward({&in, 1}, *kv);
+    auto l0 = run_step(*model, *kv, {&in, 1});
     CHECK(max_diff(g, l0.data(), P - 1, 1) <= kTol);
     double worst = 0;
     for (int64_t t = P; t < int64_t(g.ids.size()); ++t) {
       Model::SeqInput step{0, std::span(g.ids).subspan(size_t(t), 1), false};
-      auto l = model->forward({&step, 1}, *kv);
+      auto l = run_step(*model, *kv, {&step, 1});
       worst = std::max(worst, max_diff(g, l.data(), t, 1));
     }
     CHECK(worst <= kTol);
@@ -98,12 +99,12 @@ TEST_CASE("ragged batch: sequences at different positions in one step") {
   // slot 0: first 10 tokens, slot 1: first 30, slot 2: nothing yet
   Model::SeqInput a{0, std::span(g.ids).first(10), false}, b{1, std::span(g.ids).first(30), false};
   Model::SeqInput first[] = {a, b};
-  model->forward(first, *kv);
+  run_step(*model, *kv, first);
   // one step: slot 0 continues with 5 tokens (all logits), slot 1 decodes one, slot 2 prefills 64
   Model::SeqInput step[] = {{0, std::span(g.ids).subspan(10, 5), true},
                             {1, std::span(g.ids).subspan(30, 1), false},
                             {2, g.ids, true}};
-  auto l = model->forward(step, *kv);
+  auto l = run_step(*model, *kv, step);
   REQUIRE(l.size() == size_t((5 + 1 + 64) * g.vocab));
   CHECK(max_diff(g, l.data(), 10, 5) <= kTol);
   CHECK(max_diff(g, l.data() + 5 * g.vocab, 30, 1) <= kTol);
@@ -150,5 +151,5 @@ TEST_CASE("bad token id is an error, not a crash") {
   auto kv = model->make_cache(1);
   std::vector<int32_t> ids = {1, 5, int32_t(g.vocab)};
   Model::SeqInput in{0, ids, false};
-  CHECK_THROWS_AS(model->forward({&in, 1}, *kv), Error);
+  CHECK_THROWS_AS(run_step(*model, *kv, {&in, 1}), Error);
 }

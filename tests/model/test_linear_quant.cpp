@@ -389,7 +389,7 @@ std::vector<float> logits(const fs::path& dir, const std::vector<int32_t>& ids) 
   auto m = Model::load(dir);
   auto kv = m->make_cache(1, 64);
   Model::SeqInput in{0, ids, true};
-  return m->forward({&in, 1}, *kv);
+  return run_step(*m, *kv, {&in, 1});
 }
 
 // max |a − b| / max |b|

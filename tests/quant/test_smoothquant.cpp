@@ -10,6 +10,7 @@
 #include <cmath>
 #include <map>
 
+#include "lib/core/error.h"
 #include "formats/compressed_tensors.h"
 #include "formats/safetensors.h"
 #include "lib/core/fsutil.h"
@@ -50,7 +51,7 @@ std::vector<float> logits(const fs::path& dir, const std::vector<int32_t>& ids) 
   auto m = model::Model::load(dir);
   auto kv = m->make_cache(1);
   model::Model::SeqInput in{0, ids, true};
-  return m->forward({&in, 1}, *kv);
+  return run_step(*m, *kv, {&in, 1});
 }
 
 std::vector<float> tensor_f32(const st::TensorSet& ts, const std::string& name) {

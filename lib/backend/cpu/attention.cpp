@@ -1,66 +1,91 @@
-// Causal attention over block-addressed K/V (contiguous or paged), GQA by index: query head h
-// reads kv head h / group. Work items are (sequence, head, chunk of up to 16 queries), spread over
-// threads; within an item, scores and outputs are small GEMMs per K/V block (Eigen).
+// Causal attention over paged K/V. Work items are (sequence, query head, chunk of up to 16 queries),
+// spread over threads. An item's keys are read straight from storage when the sequence's blocks are
+// consecutive, else gathered into a per-thread buffer first; scores and outputs are then two small
+// GEMMs (Eigen) over all of the sequence's keys at once, so the result does not depend on the paging.
 #include <Eigen/Core>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "lib/backend/ops.h"
+#include "lib/backend/cpu/kernels.h"
+#include "lib/core/error.h"
 #include "lib/core/threads.h"
 
 namespace llmopt::backend {
 namespace {
+
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Strided = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+using ConstMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+using Map = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+constexpr int64_t QB = 16;  // queries per work item
+
+// A grow-only per-thread buffer: after warm-up, no allocation.
+float* scratch(std::vector<float>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
+  return v.data();
+}
+
+// Rows [0, len) of one kv head of one sequence, `width` floats at column `col` of each cache row, as a
+// [len, width] matrix: a view when the blocks are consecutive, else a gathered copy in `buf`.
+ConstMap kv_rows(const Tensor& store, int64_t bs, const int32_t* blocks, int64_t len, int64_t col, int64_t width,
+                 std::vector<float>& buf) {
+  const int64_t nb = (len + bs - 1) / bs, rs = store.row_stride();
+  bool consecutive = true;
+  for (int64_t i = 1; i < nb && consecutive; ++i) consecutive = blocks[i] == blocks[0] + i;
+  const float* base = store.f32();
+  if (consecutive) return ConstMap(base + int64_t(blocks[0]) * bs * rs + col, len, width, Eigen::OuterStride<>(rs));
+  float* g = scratch(buf, len * width);
+  for (int64_t t = 0; t < len; ++t)
+    std::copy_n(base + (int64_t(blocks[t / bs]) * bs + t % bs) * rs + col, width, g + t * width);
+  return ConstMap(g, len, width, Eigen::OuterStride<>(width));
+}
+
 }  // namespace
 
-void attention(std::span<const AttnSeq> seqs, int64_t heads, int64_t kv_heads, int64_t head_dim,
-               int64_t q_stride, int64_t out_stride, float scale) {
-  const int64_t group = heads / kv_heads, D = head_dim;
-  constexpr int64_t QB = 16;  // queries per work item
-  struct Item { int64_t seq, head, q0, q1; };
-  std::vector<Item> items;
-  for (size_t s = 0; s < seqs.size(); ++s)
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t q0 = 0; q0 < seqs[s].n; q0 += QB)
-        items.push_back({int64_t(s), h, q0, std::min(seqs[s].n, q0 + QB)});
+void attention(const AttentionBatch& b, const Tensor& q, const KVLayer& kv, const AttnDims& d, const Tensor& out,
+               const Tensor* lse) {
+  if (d.heads % d.kv_heads) fail("attention: {} heads are not a multiple of {} kv heads", d.heads, d.kv_heads);
+  const int32_t* qs = b.query_start.ptr<int32_t>();
+  const int32_t* sl = b.seq_len.ptr<int32_t>();
+  const int64_t group = d.heads / d.kv_heads, bs = kv.block_size;
+  // items of sequence s are [first[s], first[s+1]): heads × query chunks
+  thread_local std::vector<int64_t> first_tl;  // the caller's; workers read it through `first`
+  std::vector<int64_t>& first = first_tl;
+  first.resize(size_t(b.num_seqs + 1));
+  first[0] = 0;
+  for (int64_t s = 0; s < b.num_seqs; ++s) first[size_t(s + 1)] = first[size_t(s)] + d.heads * ((qs[s + 1] - qs[s] + QB - 1) / QB);
 
-  parallel_for(int64_t(items.size()), [&](int64_t b, int64_t e) {
-    RowMat S;  // scores [queries, tokens]
-    for (int64_t it = b; it < e; ++it) {
-      const Item& w = items[size_t(it)];
-      const AttnSeq& s = seqs[size_t(w.seq)];
-      const KVBlocks& kv = s.kv;
-      const int64_t kvh = w.head / group, nq = w.q1 - w.q0;
-      const int64_t len = s.pos0 + w.q1;  // the last query sees tokens 0 .. pos0 + q1 - 1
-      Strided Q(s.q + w.q0 * q_stride + w.head * D, nq, D, Eigen::OuterStride<>(q_stride));
-      S.resize(nq, len);
-      for (int64_t t0 = 0; t0 < len; t0 += kv.block_size) {  // S[:, block] = Q · K_blockᵀ
-        const int64_t nt = std::min(kv.block_size, len - t0), blk = t0 / kv.block_size;
-        Strided K(kv.k[blk] + kvh * D, nt, D, Eigen::OuterStride<>(kv.row_stride));
-        S.middleCols(t0, nt).noalias() = Q * K.transpose();
-      }
+  parallel_for(first[size_t(b.num_seqs)], [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<float> sbuf, kbuf, vbuf;
+    int64_t s = std::upper_bound(first.begin(), first.end(), i0) - first.begin() - 1;
+    for (int64_t it = i0; it < i1; ++it) {
+      while (it >= first[size_t(s + 1)]) ++s;
+      const int64_t nq_seq = qs[s + 1] - qs[s], chunks = (nq_seq + QB - 1) / QB, local = it - first[size_t(s)];
+      const int64_t h = local / chunks, q0 = (local % chunks) * QB, q1 = std::min(nq_seq, q0 + QB), nq = q1 - q0;
+      const int64_t pos0 = sl[s] - nq_seq, len = pos0 + q1;  // the last query sees tokens 0 .. pos0 + q1 - 1
+      const int64_t g = h / group, row0 = qs[s] + q0;
+      const int32_t* blocks = b.block_table.ptr<int32_t>() + s * b.max_blocks;
+      ConstMap Q(q.row<float>(row0) + h * d.q_head_stride, nq, d.qk_dim, Eigen::OuterStride<>(q.row_stride()));
+      ConstMap K = kv_rows(kv.k, bs, blocks, len, d.k_offset + g * d.k_head_stride, d.qk_dim, kbuf);
+      Map S(scratch(sbuf, nq * len), nq, len, Eigen::OuterStride<>(len));
+      S.noalias() = Q * K.transpose();
       for (int64_t i = 0; i < nq; ++i) {  // causal softmax per query row
-        const int64_t n = s.pos0 + w.q0 + i + 1;
+        const int64_t n = pos0 + q0 + i + 1;
         auto row = S.row(i);
         float mx = -INFINITY;
-        for (int64_t t = 0; t < n; ++t) mx = std::max(mx, row(t) * scale);
+        for (int64_t t = 0; t < n; ++t) mx = std::max(mx, row(t) * d.scale);
         double sum = 0;
-        for (int64_t t = 0; t < n; ++t) sum += row(t) = std::exp(row(t) * scale - mx);
+        for (int64_t t = 0; t < n; ++t) sum += row(t) = std::exp(row(t) * d.scale - mx);
         const float inv = float(1.0 / sum);
         for (int64_t t = 0; t < n; ++t) row(t) *= inv;
         for (int64_t t = n; t < len; ++t) row(t) = 0;
+        if (lse) lse->row<float>(row0 + i)[h] = mx + float(std::log(sum));
       }
-      Eigen::Map<RowMat, 0, Eigen::OuterStride<>> O(s.out + w.q0 * out_stride + w.head * D, nq, D,
-                                                    Eigen::OuterStride<>(out_stride));
+      ConstMap V = kv_rows(kv.v, bs, blocks, len, d.v_offset + g * d.v_head_stride, d.v_dim, vbuf);
+      Map O(out.row<float>(row0) + h * d.v_dim, nq, d.v_dim, Eigen::OuterStride<>(out.row_stride()));
       O.setZero();
-      for (int64_t t0 = 0; t0 < len; t0 += kv.block_size) {  // O += P[:, block] · V_block
-        const int64_t nt = std::min(kv.block_size, len - t0), blk = t0 / kv.block_size;
-        Strided V(kv.v[blk] + kvh * D, nt, D, Eigen::OuterStride<>(kv.row_stride));
-        O.noalias() += S.middleCols(t0, nt) * V;
-      }
+      O.noalias() += S * V;
     }
   });
 }

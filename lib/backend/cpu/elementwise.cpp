@@ -1,8 +1,8 @@
 // RMSNorm, RoPE and SwiGLU on fp32 rows, threaded over rows.
 #include <cmath>
-#include <vector>
 
-#include "lib/backend/ops.h"
+#include "lib/backend/cpu/kernels.h"
+#include "lib/core/error.h"
 #include "lib/core/threads.h"
 
 namespace llmopt::backend {
@@ -20,24 +20,26 @@ void rmsnorm(const float* x, const float* w, int64_t n, int64_t d, float eps, fl
   }, 16);
 }
 
-void rope(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t row_stride, const int64_t* pos,
-          const float* inv_freq) {
-  const int64_t half = head_dim / 2;
+void rope(float* x, int64_t n, int64_t heads, int64_t head_stride, int64_t rot_offset, int64_t rot_dim,
+          int64_t row_stride, const int64_t* pos, const float* inv_freq) {
+  constexpr int64_t kMaxHalf = 512;
+  const int64_t half = rot_dim / 2;
+  if (half > kMaxHalf || rot_dim % 2) fail("rope: rotary dimension {} is not even or above {}", rot_dim, 2 * kMaxHalf);
   parallel_for(n, [&](int64_t b, int64_t e) {
-    std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+    float cs[kMaxHalf], sn[kMaxHalf];
     for (int64_t i = b; i < e; ++i) {
       // angle rounded to fp32 first, as HF computes position·inv_freq in fp32
       for (int64_t j = 0; j < half; ++j) {
         const float a = float(pos[i]) * inv_freq[j];
-        cs[size_t(j)] = float(std::cos(double(a)));
-        sn[size_t(j)] = float(std::sin(double(a)));
+        cs[j] = float(std::cos(double(a)));
+        sn[j] = float(std::sin(double(a)));
       }
       for (int64_t h = 0; h < heads; ++h) {
-        float* v = x + i * row_stride + h * head_dim;
+        float* v = x + i * row_stride + h * head_stride + rot_offset;
         for (int64_t j = 0; j < half; ++j) {
           const float a = v[j], c = v[j + half];
-          v[j] = a * cs[size_t(j)] - c * sn[size_t(j)];
-          v[j + half] = c * cs[size_t(j)] + a * sn[size_t(j)];
+          v[j] = a * cs[j] - c * sn[j];
+          v[j + half] = c * cs[j] + a * sn[j];
         }
       }
     }

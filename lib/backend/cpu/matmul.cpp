@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "lib/backend/ops.h"
+#include "lib/backend/cpu/kernels.h"
 #include "lib/core/error.h"
 #include "lib/core/threads.h"
 
