@@ -66,6 +66,9 @@ class Backend {
   virtual void download(void* host, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device
   virtual void synchronize() {}
+  // Sizes the attention scratch for sequences of up to max_seq_len tokens with key/value rows up to
+  // max_width floats, so that steps allocate nothing after it (a paged cache calls it when created).
+  virtual void reserve_attention(int64_t max_seq_len, int64_t max_width) { (void)max_seq_len, (void)max_width; }
 
   // ---- the op set ---------------------------------------------------------------------------------
   // y[n, out] = x[n, in] · wᵀ (+ bias[out]); w [out, in] in F32, BF16 or F16.

@@ -13,8 +13,12 @@ template <typename T> Tensor host_vector(std::vector<T>& v, size_t n, DType t) {
 
 }  // namespace
 
-PagedCache::PagedCache(backend::Backend& b, const KVFormat& f, int n_layers, int64_t num_blocks, uint64_t hash_seed)
-    : pool_(int32_t(num_blocks), int32_t(f.block_size), hash_seed), storage_(b, f, n_layers, num_blocks) {}
+PagedCache::PagedCache(backend::Backend& b, const KVFormat& f, int n_layers, int64_t num_blocks, int64_t max_seq_tokens,
+                       uint64_t hash_seed)
+    : pool_(int32_t(num_blocks), int32_t(f.block_size), hash_seed), storage_(b, f, n_layers, num_blocks) {
+  const int64_t cap = num_blocks * f.block_size;
+  b.reserve_attention(max_seq_tokens > 0 ? std::min(max_seq_tokens, cap) : cap, std::max(f.k_dim, f.v_dim));
+}
 
 BlockTable& PagedCache::table(int seq) {
   if (seq < 0 || size_t(seq) >= tables_.size() || !tables_[size_t(seq)]) fail("kv cache: no sequence {}", seq);

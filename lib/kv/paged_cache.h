@@ -17,7 +17,10 @@ namespace llmopt::kv {
 
 class PagedCache {
  public:
-  PagedCache(backend::Backend& b, const KVFormat& f, int n_layers, int64_t num_blocks, uint64_t hash_seed = 0);
+  // max_seq_tokens: the longest sequence the caller will build (0: the whole pool), for the backend's
+  // attention scratch.
+  PagedCache(backend::Backend& b, const KVFormat& f, int n_layers, int64_t num_blocks, int64_t max_seq_tokens = 0,
+             uint64_t hash_seed = 0);
 
   // Sequences are small integer ids; a freed id is reused.
   int add_sequence();

@@ -221,7 +221,7 @@ std::unique_ptr<kv::PagedCache> Model::make_cache(int n_seqs, int64_t max_tokens
   if (max_tokens <= 0) max_tokens = c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096;
   const int64_t per_seq = (max_tokens + block_size - 1) / block_size;
   auto cache = std::make_unique<kv::PagedCache>(*b_, kv_format(block_size), int(c.num_hidden_layers),
-                                                std::max<int64_t>(1, n_seqs * per_seq));
+                                                std::max<int64_t>(1, n_seqs * per_seq), max_tokens);
   for (int i = 0; i < n_seqs; ++i) cache->add_sequence();
   return cache;
 }

@@ -5,6 +5,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -20,9 +21,18 @@ using ConstMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 using Map = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 constexpr int64_t QB = 16;  // queries per work item
 
-// A grow-only per-thread buffer: after warm-up, no allocation.
-float* scratch(std::vector<float>& v, int64_t n) {
-  if (int64_t(v.size()) < n) v.resize(size_t(n));
+std::atomic<int64_t> g_reserve_len{0}, g_reserve_width{0};
+
+// Per-thread scratch: scores [QB, len] and gathered keys / values [len, width].
+struct Scratch {
+  std::vector<float> s, k, v;
+};
+thread_local Scratch t_scratch;
+
+// A grow-only per-thread buffer, first sized for the reserved length × `per_token` floats and grown
+// geometrically past it: after warm-up, no allocation.
+float* scratch(std::vector<float>& v, int64_t n, int64_t per_token) {
+  if (int64_t(v.size()) < n) v.resize(size_t(std::max({n, 2 * int64_t(v.size()), g_reserve_len * per_token})));
   return v.data();
 }
 
@@ -35,13 +45,23 @@ ConstMap kv_rows(const Tensor& store, int64_t bs, const int32_t* blocks, int64_t
   for (int64_t i = 1; i < nb && consecutive; ++i) consecutive = blocks[i] == blocks[0] + i;
   const float* base = store.f32();
   if (consecutive) return ConstMap(base + int64_t(blocks[0]) * bs * rs + col, len, width, Eigen::OuterStride<>(rs));
-  float* g = scratch(buf, len * width);
+  float* g = scratch(buf, len * width, std::max<int64_t>(width, g_reserve_width));
   for (int64_t t = 0; t < len; ++t)
     std::copy_n(base + (int64_t(blocks[t / bs]) * bs + t % bs) * rs + col, width, g + t * width);
   return ConstMap(g, len, width, Eigen::OuterStride<>(width));
 }
 
 }  // namespace
+
+void reserve_attention_scratch(int64_t max_seq_len, int64_t max_width) {
+  g_reserve_len = std::max<int64_t>(g_reserve_len, max_seq_len);
+  g_reserve_width = std::max<int64_t>(g_reserve_width, max_width);
+  parallel_for(num_threads(), [&](int64_t, int64_t) {  // one chunk per thread: size every thread's buffers
+    scratch(t_scratch.s, QB * g_reserve_len, QB);
+    scratch(t_scratch.k, g_reserve_len * g_reserve_width, g_reserve_width);
+    scratch(t_scratch.v, g_reserve_len * g_reserve_width, g_reserve_width);
+  });
+}
 
 void attention(const AttentionBatch& b, const Tensor& q, const KVLayer& kv, const AttnDims& d, const Tensor& out,
                const Tensor* lse) {
@@ -57,7 +77,7 @@ void attention(const AttentionBatch& b, const Tensor& q, const KVLayer& kv, cons
   for (int64_t s = 0; s < b.num_seqs; ++s) first[size_t(s + 1)] = first[size_t(s)] + d.heads * ((qs[s + 1] - qs[s] + QB - 1) / QB);
 
   parallel_for(first[size_t(b.num_seqs)], [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<float> sbuf, kbuf, vbuf;
+    Scratch& sc = t_scratch;
     int64_t s = std::upper_bound(first.begin(), first.end(), i0) - first.begin() - 1;
     for (int64_t it = i0; it < i1; ++it) {
       while (it >= first[size_t(s + 1)]) ++s;
@@ -67,8 +87,8 @@ void attention(const AttentionBatch& b, const Tensor& q, const KVLayer& kv, cons
       const int64_t g = h / group, row0 = qs[s] + q0;
       const int32_t* blocks = b.block_table.ptr<int32_t>() + s * b.max_blocks;
       ConstMap Q(q.row<float>(row0) + h * d.q_head_stride, nq, d.qk_dim, Eigen::OuterStride<>(q.row_stride()));
-      ConstMap K = kv_rows(kv.k, bs, blocks, len, d.k_offset + g * d.k_head_stride, d.qk_dim, kbuf);
-      Map S(scratch(sbuf, nq * len), nq, len, Eigen::OuterStride<>(len));
+      ConstMap K = kv_rows(kv.k, bs, blocks, len, d.k_offset + g * d.k_head_stride, d.qk_dim, sc.k);
+      Map S(scratch(sc.s, nq * len, QB), nq, len, Eigen::OuterStride<>(len));
       S.noalias() = Q * K.transpose();
       for (int64_t i = 0; i < nq; ++i) {  // causal softmax per query row
         const int64_t n = pos0 + q0 + i + 1;
@@ -82,7 +102,7 @@ void attention(const AttentionBatch& b, const Tensor& q, const KVLayer& kv, cons
         for (int64_t t = n; t < len; ++t) row(t) = 0;
         if (lse) lse->row<float>(row0 + i)[h] = mx + float(std::log(sum));
       }
-      ConstMap V = kv_rows(kv.v, bs, blocks, len, d.v_offset + g * d.v_head_stride, d.v_dim, vbuf);
+      ConstMap V = kv_rows(kv.v, bs, blocks, len, d.v_offset + g * d.v_head_stride, d.v_dim, sc.v);
       Map O(out.row<float>(row0) + h * d.v_dim, nq, d.v_dim, Eigen::OuterStride<>(out.row_stride()));
       O.setZero();
       O.noalias() += S * V;

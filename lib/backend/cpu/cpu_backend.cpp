@@ -32,6 +32,9 @@ class Cpu final : public Backend {
   void upload(void* dst, const void* host, size_t n) override { std::memcpy(dst, host, n); }
   void download(void* host, const void* src, size_t n) override { std::memcpy(host, src, n); }
   void copy(void* dst, const void* src, size_t n) override { std::memmove(dst, src, n); }
+  void reserve_attention(int64_t max_seq_len, int64_t max_width) override {
+    reserve_attention_scratch(max_seq_len, max_width);
+  }
 
   void matmul(const Tensor& w, const Tensor* bias, const Tensor& x, const Tensor& y) override {
     expect_dense(x, "matmul", "x");

@@ -34,7 +34,9 @@ void rope(float* x, int64_t n, int64_t heads, int64_t head_stride, int64_t rot_o
 // out[n, d] = silu(gate) ⊙ up; gate/up rows have stride `in_stride`, out rows are dense.
 void swiglu(const float* gate, const float* up, int64_t n, int64_t d, int64_t in_stride, float* out);
 
-// Paged causal attention (see Backend::attention).
+// Paged causal attention (see Backend::attention). Per-thread scratch is sized on first use for at least
+// reserve_attention_scratch()'s sequence length and width, and grows geometrically past it.
+void reserve_attention_scratch(int64_t max_seq_len, int64_t max_width);
 void attention(const AttentionBatch& batch, const Tensor& q, const KVLayer& kv, const AttnDims& dims,
                const Tensor& out, const Tensor* lse);
 
