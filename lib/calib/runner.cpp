@@ -10,6 +10,7 @@
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/core/log.h"
+#include "lib/model/arch.h"
 #include "lib/model/forward.h"
 #include "lib/tokenizer/tokenizer.h"
 
@@ -55,7 +56,13 @@ std::vector<float> ChannelStats::mean_abs() const {
 }
 
 std::vector<std::vector<model::Linear*>> sequential_groups(model::LayerWeights& w) {
-  return {{&w.q, &w.k, &w.v}, {&w.o}, {&w.gate, &w.up}, {&w.down}};
+  if (!w.arch || w.arch->groups.empty()) fail("layer {}: this architecture has no calibration groups yet", w.index);
+  std::vector<std::vector<model::Linear*>> out;
+  for (const model::GroupSpec& g : w.arch->groups) {
+    out.emplace_back();
+    for (const std::string& name : g.linears) out.back().push_back(&model::linear_slot(*w.arch, w, name));
+  }
+  return out;
 }
 
 namespace {

@@ -4,6 +4,7 @@
 
 #include "lib/core/error.h"
 #include "lib/core/log.h"
+#include "lib/model/arch.h"
 
 namespace llmopt::model {
 
@@ -20,55 +21,21 @@ const char* param_kind_name(ParamKind k) {
 
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   std::vector<ExpectedTensor> out;
-  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
-  const int64_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  auto add = [&](std::string name, std::vector<int64_t> shape, ParamKind kind, int layer, bool linear) {
-    out.push_back({std::move(name), std::move(shape), kind, layer, linear});
-  };
-  auto linear = [&](const std::string& p, int64_t rows, int64_t cols, ParamKind kind, int l, bool bias) {
-    add(p + ".weight", {rows, cols}, kind, l, true);
-    if (bias) add(p + ".bias", {rows}, kind, l, false);
-  };
-
-  add("model.embed_tokens.weight", {c.vocab_size, H}, ParamKind::Embedding, -1, false);
+  const int64_t H = c.hidden_size;
+  out.push_back({"model.embed_tokens.weight", {c.vocab_size, H}, ParamKind::Embedding, -1, false});
+  const ArchTable& t = arch_table(c);
   for (int l = 0; l < int(c.num_hidden_layers); ++l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
-    add(p + "input_layernorm.weight", {H}, ParamKind::Norm, l, false);
-    if (c.mla) {
-      const auto& m = *c.mla;
-      const int64_t qk = m.qk_nope_head_dim + m.qk_rope_head_dim;
-      if (m.q_lora_rank > 0) {
-        linear(p + "self_attn.q_a_proj", m.q_lora_rank, H, ParamKind::Attention, l, c.attention_bias);
-        add(p + "self_attn.q_a_layernorm.weight", {m.q_lora_rank}, ParamKind::Norm, l, false);
-        linear(p + "self_attn.q_b_proj", Hq * qk, m.q_lora_rank, ParamKind::Attention, l, false);
-      } else {
-        linear(p + "self_attn.q_proj", Hq * qk, H, ParamKind::Attention, l, false);
-      }
-      linear(p + "self_attn.kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim, H, ParamKind::Attention, l,
-             c.attention_bias);
-      add(p + "self_attn.kv_a_layernorm.weight", {m.kv_lora_rank}, ParamKind::Norm, l, false);
-      linear(p + "self_attn.kv_b_proj", Hq * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank,
-             ParamKind::Attention, l, false);
-      linear(p + "self_attn.o_proj", H, Hq * m.v_head_dim, ParamKind::Attention, l, c.attention_bias);
-    } else {
-      linear(p + "self_attn.q_proj", Hq * D, H, ParamKind::Attention, l, c.attention_bias);
-      linear(p + "self_attn.k_proj", Hkv * D, H, ParamKind::Attention, l, c.attention_bias);
-      linear(p + "self_attn.v_proj", Hkv * D, H, ParamKind::Attention, l, c.attention_bias);
-      // Llama's attention_bias also covers o_proj; Qwen2 has q/k/v biases only.
-      linear(p + "self_attn.o_proj", H, Hq * D, ParamKind::Attention, l,
-             c.attention_bias && c.arch != Arch::Qwen2);
-      if (c.qk_norm) {
-        add(p + "self_attn.q_norm.weight", {D}, ParamKind::Norm, l, false);
-        add(p + "self_attn.k_norm.weight", {D}, ParamKind::Norm, l, false);
-      }
+    const std::string p = layer_prefix(l);
+    for (const TensorSpec& s : t.layer_tensors) {
+      if (s.present && !s.present(c)) continue;
+      const ParamKind kind = s.norm ? ParamKind::Norm : s.block == Block::Mlp ? ParamKind::Mlp : ParamKind::Attention;
+      const std::vector<int64_t> shape = s.shape(c);
+      out.push_back({p + s.name + ".weight", shape, kind, l, s.linear});
+      if (s.linear && s.bias && s.bias(c)) out.push_back({p + s.name + ".bias", {shape[0]}, kind, l, false});
     }
-    add(p + "post_attention_layernorm.weight", {H}, ParamKind::Norm, l, false);
-    linear(p + "mlp.gate_proj", I, H, ParamKind::Mlp, l, c.mlp_bias);
-    linear(p + "mlp.up_proj", I, H, ParamKind::Mlp, l, c.mlp_bias);
-    linear(p + "mlp.down_proj", H, I, ParamKind::Mlp, l, c.mlp_bias);
   }
-  add("model.norm.weight", {H}, ParamKind::Norm, -1, false);
-  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, H}, ParamKind::LmHead, -1, false);
+  out.push_back({"model.norm.weight", {H}, ParamKind::Norm, -1, false});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, H}, ParamKind::LmHead, -1, false});
   return out;
 }
 

@@ -1,8 +1,9 @@
 #include "lib/model/inspect.h"
 
 #include <cmath>
-#include <cstdio>
 #include <cstring>
+
+#include "lib/model/arch.h"
 
 namespace llmopt::model {
 namespace {
@@ -97,8 +98,7 @@ InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
       else if (name.rfind("lm_head", 0) == 0) kind = ParamKind::LmHead;
       else if (name.find("norm") != std::string::npos) kind = ParamKind::Norm;
       else if (name.find(".mlp.") != std::string::npos) kind = ParamKind::Mlp;
-      if (int l; std::sscanf(name.c_str(), "model.layers.%d.", &l) == 1 && l >= 0 && l < int(c.num_hidden_layers))
-        layer = l;
+      if (const auto p = parse_layer_tensor(name); p && p->layer < int(c.num_hidden_layers)) layer = p->layer;
     }
     r.params_by_kind[param_kind_name(kind)] += n;
     if (dtype_is_float(info.dtype) && (info.dtype == DType::F32 || dtype_size(info.dtype) == 2)) {

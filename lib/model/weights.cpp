@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "lib/core/error.h"
+#include "lib/model/arch.h"
 #include "lib/model/linear_quant.h"
 
 namespace llmopt::model {
@@ -29,36 +30,31 @@ std::vector<float> load_vector_f32(const st::TensorSet& ts, const std::string& n
   return t.to_f32();
 }
 
+std::vector<Linear*> LayerWeights::linears() {
+  if (!arch) fail("layer {}: weights without an architecture table", index);
+  std::vector<Linear*> out;
+  for (const TensorSpec& s : arch->layer_tensors)
+    if (s.linear_slot && !(this->*(s.linear_slot)).name.empty()) out.push_back(&(this->*(s.linear_slot)));
+  return out;
+}
+
 LayerWeights load_layer(const Checkpoint& ck, int layer) {
   const ModelConfig& c = ck.config;
-  const st::TensorSet& ts = ck.tensors;
-  const std::string p = fmt::format("model.layers.{}.", layer);
+  const ArchTable& t = arch_table(c);
+  if (!t.runnable) fail("{}: the {} architecture is not supported by this forward pass yet", ck.dir.string(), t.family);
+  const std::string p = layer_prefix(layer);
   LayerWeights w;
   w.index = layer;
-  w.input_norm = load_vector_f32(ts, p + "input_layernorm.weight", c.hidden_size);
-  w.post_attention_norm = load_vector_f32(ts, p + "post_attention_layernorm.weight", c.hidden_size);
-  if (c.qk_norm) {
-    w.q_norm = load_vector_f32(ts, p + "self_attn.q_norm.weight", c.head_dim);
-    w.k_norm = load_vector_f32(ts, p + "self_attn.k_norm.weight", c.head_dim);
+  w.arch = &t;
+  for (const TensorSpec& s : t.layer_tensors) {
+    if (s.present && !s.present(c)) continue;
+    const std::vector<int64_t> shape = s.shape(c);
+    if (s.norm_slot) w.*(s.norm_slot) = load_vector_f32(ck.tensors, p + s.name + ".weight", shape[0]);
+    if (!s.linear_slot) continue;
+    Linear& l = w.*(s.linear_slot) = linear(ck, p + s.name);
+    if (l.out != shape[0] || l.in != shape[1])
+      fail("{}.weight: shape [{}, {}], expected [{}, {}]", l.name, l.out, l.in, shape[0], shape[1]);
   }
-  w.q = linear(ck, p + "self_attn.q_proj");
-  w.k = linear(ck, p + "self_attn.k_proj");
-  w.v = linear(ck, p + "self_attn.v_proj");
-  w.o = linear(ck, p + "self_attn.o_proj");
-  w.gate = linear(ck, p + "mlp.gate_proj");
-  w.up = linear(ck, p + "mlp.up_proj");
-  w.down = linear(ck, p + "mlp.down_proj");
-  const int64_t H = c.hidden_size, qd = c.num_attention_heads * c.head_dim, kvd = c.num_key_value_heads * c.head_dim;
-  auto check = [&](const Linear& l, int64_t out, int64_t in) {
-    if (l.out != out || l.in != in) fail("{}.weight: shape [{}, {}], expected [{}, {}]", l.name, l.out, l.in, out, in);
-  };
-  check(w.q, qd, H);
-  check(w.k, kvd, H);
-  check(w.v, kvd, H);
-  check(w.o, H, qd);
-  check(w.gate, c.intermediate_size, H);
-  check(w.up, c.intermediate_size, H);
-  check(w.down, H, c.intermediate_size);
   return w;
 }
 

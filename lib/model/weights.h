@@ -10,15 +10,20 @@
 
 namespace llmopt::model {
 
+struct ArchTable;  // arch.h
+
+// One decoder layer's weights in the slots the forward pass reads; which slots a family uses, and under
+// which tensor names, is its ArchTable's business.
 struct LayerWeights {
   int index = 0;
+  const ArchTable* arch = nullptr;  // the table the layer was loaded by
   std::vector<float> input_norm, post_attention_norm;  // [hidden]
   std::vector<float> q_norm, k_norm;                   // [head_dim], qwen3 only (else empty)
   Linear q, k, v, o;                                   // self_attn.{q,k,v,o}_proj
   Linear gate, up, down;                               // mlp.{gate,up,down}_proj
 
-  // The seven linears in the order a calibration method processes them.
-  std::vector<Linear*> linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }
+  // The layer's linears in the table's order (the order a calibration method processes them).
+  std::vector<Linear*> linears();
 };
 
 struct ModelWeights {
