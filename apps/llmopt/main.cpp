@@ -3,6 +3,7 @@
 #include <map>
 
 #include "apps/llmopt/command.h"
+#include "lib/backend/backend.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/threads.h"
@@ -21,9 +22,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "llmopt 0.1.0");
   bool quiet = false, verbose = false;
   int threads = 0;
+  std::string device = "cpu";
   app.add_flag("-q,--quiet", quiet, "no progress or informational output on stderr");
   app.add_flag("-v,--verbose", verbose, "debug output on stderr");
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--device", device, "where models run: " + backend::available() + " (default cpu)");
 
   std::map<CLI::App*, std::function<int()>> runners;
   for (auto& c : app::commands()) {
@@ -53,6 +56,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::string msg = e.what();
     std::fprintf(stderr, "llmopt: bad arguments: %s (see llmopt --help)\n", msg.c_str());
+    return 2;
+  }
+  try {
+    backend::select(device);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "llmopt: bad arguments: %s\n", e.what());
     return 2;
   }
   log::set_quiet(quiet);

@@ -101,6 +101,9 @@ class Backend {
 
 // The process-wide CPU backend.
 Backend& cpu();
+// The backend models load onto unless told otherwise (--device); the CPU until select() names another.
+Backend& current();
+void select(std::string_view name);  // Error as get()
 // "cpu" or "cuda" (Error naming the choices, or saying this binary was built without CUDA).
 Backend& get(std::string_view name);
 // Backends this binary holds, e.g. "cpu, cuda".

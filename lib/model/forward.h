@@ -67,8 +67,8 @@ struct Step {
 // A loaded model: the mmap'd checkpoint, its weights placed on a backend, RoPE table and workspace.
 class Model {
  public:
-  static std::unique_ptr<Model> load(const std::filesystem::path& dir, backend::Backend& b = backend::cpu());
-  explicit Model(Checkpoint ck, backend::Backend& b = backend::cpu());
+  static std::unique_ptr<Model> load(const std::filesystem::path& dir, backend::Backend& b = backend::current());
+  explicit Model(Checkpoint ck, backend::Backend& b = backend::current());
 
   const ModelConfig& config() const { return ck_.config; }
   const Checkpoint& checkpoint() const { return ck_; }

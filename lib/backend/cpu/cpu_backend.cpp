@@ -130,6 +130,13 @@ Backend& cpu() {
   return b;
 }
 
+namespace {
+Backend* g_current = nullptr;
+}
+
+Backend& current() { return g_current ? *g_current : cpu(); }
+void select(std::string_view name) { g_current = &get(name); }
+
 Backend& get(std::string_view name) {
   if (name == "cpu") return cpu();
   if (name == "cuda")
