@@ -12,6 +12,14 @@
 namespace llmopt {
 namespace fs = std::filesystem;
 
+bool is_weight_file(const fs::path& p) {
+  static const char* const weight_ext[] = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack"};
+  const std::string name = p.filename().string(), ext = p.extension().string();
+  for (const char* e : weight_ext)
+    if (ext == e) return true;
+  return name == "config.json" || name == "model.safetensors.index.json" || name == "pytorch_model.bin.index.json";
+}
+
 AtomicOutput::AtomicOutput(fs::path final_path, Kind kind) : final_(std::move(final_path)), kind_(kind) {
   static std::atomic<int> counter{0};
   if (final_.filename().empty()) final_ = final_.parent_path();
