@@ -51,10 +51,16 @@ void AtomicOutput::commit() {
 }
 
 std::string read_file(const fs::path& p) {
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) fail("cannot read {}: it is a directory, not a file", p.string());
   std::ifstream f(p, std::ios::binary);
   if (!f) fail("cannot read {}: {}", p.string(), std::strerror(errno));
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return s;
+  try {  // libstdc++ reports a read error (EIO, ...) by throwing from the stream buffer
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return s;
+  } catch (const std::ios_base::failure& e) {
+    fail("cannot read {}: {}", p.string(), e.what());
+  }
 }
 
 void write_file_atomic(const fs::path& p, std::string_view data) {

@@ -44,7 +44,7 @@ void check_dense(const DenseMatrix& w) {
 }
 
 void check_quant(const QuantMatrix& w) {
-  if (w.bits != 2 && w.bits != 3 && w.bits != 4 && w.bits != 8)
+  if (!is_supported_quant_bits(w.bits))
     fail("quantized matmul: {} bits is not supported (2, 3, 4, 8)", w.bits);
   if (w.int8_activations && w.bits != 8) fail("quantized matmul: int8 activations need 8-bit weights, got {}", w.bits);
   if (!w.codes || !w.groups || !w.scales || !w.zeros || w.n_groups <= 0 || w.groups[0] != 0 ||
