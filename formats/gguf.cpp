@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -21,6 +22,7 @@
 #include "lib/core/dtype.h"
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
+#include "lib/core/json.h"
 #include "formats/safetensors.h"
 
 namespace llmopt::gguf {
@@ -470,13 +472,8 @@ Vocab read_sentencepiece(const fs::path& model_file) {
   return v;
 }
 
-static json read_json(const fs::path& p) {
-  try {
-    return json::parse(read_file(p));
-  } catch (const json::exception& e) {
-    fail("{}: invalid JSON: {}", p.string(), e.what());
-  }
-}
+// Ids and sizes in the tokenizer files are below 2^31 (GGUF stores them as u32 / i32 arrays).
+constexpr int64_t kMaxId = (int64_t(1) << 31) - 1;
 
 // convert_hf_to_gguf's does_token_look_special
 static bool looks_special(const std::string& t) {
@@ -488,11 +485,12 @@ static bool looks_special(const std::string& t) {
 }
 
 Vocab llama_vocab(const fs::path& dir) {
-  const json cfg = read_json(dir / "config.json");
+  const json cfg_json = read_json_file(dir / "config.json");
+  const JsonObject cfg(cfg_json, (dir / "config.json").string());
   Vocab v;
   if (fs::exists(dir / "tokenizer.model")) {
     Vocab sp = read_sentencepiece(dir / "tokenizer.model");
-    const int64_t n = cfg.value("vocab_size", int64_t(sp.tokens.size()));
+    const int64_t n = cfg.integer_or("vocab_size", int64_t(sp.tokens.size()), 1, kMaxId);
     for (int64_t i = 0; i < n; ++i) {
       v.tokens.push_back("[PAD" + std::to_string(i) + "]");
       v.scores.push_back(-10000.0f);
@@ -500,17 +498,28 @@ Vocab llama_vocab(const fs::path& dir) {
     }
     for (size_t i = 0; i < sp.tokens.size() && int64_t(i) < n; ++i)
       v.tokens[i] = sp.tokens[i], v.scores[i] = sp.scores[i], v.types[i] = sp.types[i];
-    if (fs::exists(dir / "added_tokens.json"))
-      for (auto& [text, id] : read_json(dir / "added_tokens.json").items())
-        if (id.get<int64_t>() < n) v.tokens[id.get<size_t>()] = text, v.scores[id.get<size_t>()] = -1000.0f, v.types[id.get<size_t>()] = 4;
+    if (fs::exists(dir / "added_tokens.json")) {
+      const fs::path ap = dir / "added_tokens.json";
+      const json added = read_json_file(ap);
+      for (auto& [text, id_json] : JsonObject(added, ap.string()).raw().items()) {
+        const int64_t id = json_integer(id_json, fmt::format("{}: id of \"{}\"", ap.string(), text), 0, kMaxId);
+        if (id < n) v.tokens[size_t(id)] = text, v.scores[size_t(id)] = -1000.0f, v.types[size_t(id)] = 4;
+      }
+    }
     if (fs::exists(dir / "tokenizer_config.json")) {
-      const json tc = read_json(dir / "tokenizer_config.json");
-      if (tc.contains("added_tokens_decoder"))
-        for (auto& [key, tok] : tc["added_tokens_decoder"].items()) {
-          const int64_t id = std::stoll(key);
+      const fs::path tp = dir / "tokenizer_config.json";
+      const json tc_json = read_json_file(tp);
+      const JsonObject tc(tc_json, tp.string());
+      if (auto decoder = tc.object_or_null("added_tokens_decoder"))
+        for (auto& [key, tok_json] : decoder->raw().items()) {
+          int64_t id = -1;
+          auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+          if (ec != std::errc() || end != key.data() + key.size())
+            fail("{}: added_tokens_decoder key \"{}\" is not a token id", tp.string(), key);
           if (id < 0 || id >= n) continue;
-          std::string text = tok.at("content").get<std::string>();
-          if (tok.value("special", false) || looks_special(text)) v.types[id] = 3;
+          const JsonObject tok(tok_json, decoder->path(key));
+          std::string text = tok.string("content");
+          if (tok.boolean_or("special", false) || looks_special(text)) v.types[id] = 3;
           else {
             for (size_t p; (p = text.find("\xe2\x96\x81")) != std::string::npos;) text.replace(p, 3, " ");
             v.types[id] = 4;
@@ -522,21 +531,28 @@ Vocab llama_vocab(const fs::path& dir) {
     return v;
   }
   if (!fs::exists(dir / "tokenizer.json")) fail("GGUF export: {} has neither tokenizer.model nor tokenizer.json", dir.string());
-  const json tj = read_json(dir / "tokenizer.json");
-  const json& model = tj.at("model");
-  if (model.value("type", "") != "BPE" || !model.value("byte_fallback", false))
+  const fs::path tpath = dir / "tokenizer.json";
+  const json tj_json = read_json_file(tpath);
+  const JsonObject tj(tj_json, tpath.string());
+  const JsonObject model = tj.object("model");
+  if (model.string_or("type", "") != "BPE" || !model.boolean_or("byte_fallback", false))
     fail("GGUF export: {}: only SentencePiece-style BPE tokenizers (byte_fallback) are supported",
          (dir / "tokenizer.json").string());
   std::map<int64_t, std::string> by_id;
-  for (auto& [text, id] : model.at("vocab").items()) by_id[id.get<int64_t>()] = text;
+  const JsonObject vocab = model.object("vocab");
+  const json& added_tokens = tj.array_or_empty("added_tokens");
+  // as the tokenizer loader: ids may leave gaps, but not far beyond the number of entries
+  const int64_t max_id = int64_t(vocab.raw().size() + added_tokens.size()) + 65536;
+  for (auto& [text, id] : vocab.raw().items()) by_id[json_integer(id, vocab.path(text), 0, max_id)] = text;
   std::map<int64_t, bool> added;  // id -> special
-  if (tj.contains("added_tokens"))
-    for (auto& a : tj["added_tokens"]) {
-      by_id[a.at("id").get<int64_t>()] = a.at("content").get<std::string>();
-      added[a.at("id").get<int64_t>()] = a.value("special", false);
-    }
-  const int64_t n = std::max<int64_t>(cfg.value("vocab_size", int64_t(0)), by_id.empty() ? 0 : by_id.rbegin()->first + 1);
-  const std::string unk = model.value("unk_token", json(nullptr)).is_string() ? model["unk_token"].get<std::string>() : "";
+  for (size_t i = 0; i < added_tokens.size(); ++i) {
+    const JsonObject a(added_tokens[i], fmt::format("{}: added_tokens[{}]", tpath.string(), i));
+    const int64_t id = a.integer("id", 0, max_id);
+    by_id[id] = a.string("content");
+    added[id] = a.boolean_or("special", false);
+  }
+  const int64_t n = std::max<int64_t>(cfg.integer_or("vocab_size", 0, 0, kMaxId), by_id.empty() ? 0 : by_id.rbegin()->first + 1);
+  const std::string unk = model.has("unk_token") && model.get("unk_token").is_string() ? model.string("unk_token") : "";
   static const std::regex byte_re("<0x[0-9A-Fa-f]{2}>");
   int64_t first_normal = -1;
   for (int64_t i = 0; i < n; ++i) {
@@ -555,8 +571,8 @@ Vocab llama_vocab(const fs::path& dir) {
   return v;
 }
 
-static int64_t token_id(const Vocab& v, const json& tok) {
-  std::string s = tok.is_string() ? tok.get<std::string>() : tok.is_object() ? tok.value("content", "") : "";
+static int64_t token_id(const Vocab& v, const json& tok, const std::string& what) {
+  std::string s = tok.is_string() ? tok.get<std::string>() : tok.is_object() ? JsonObject(tok, what).string_or("content", "") : "";
   for (size_t i = 0; i < v.tokens.size(); ++i)
     if (!s.empty() && v.tokens[i] == s) return int64_t(i);
   return -1;
@@ -564,43 +580,40 @@ static int64_t token_id(const Vocab& v, const json& tok) {
 
 Metadata llama_metadata(const fs::path& dir, Type bulk) {
   const fs::path cfg_path = dir / "config.json";
-  const json cfg = read_json(cfg_path);
-  auto need = [&](const char* k) -> const json& {
-    if (!cfg.contains(k) || cfg[k].is_null()) fail("{}: missing {}", cfg_path.string(), k);
-    return cfg[k];
-  };
-  const std::string mt = cfg.value("model_type", "");
+  const json cfg_json = read_json_file(cfg_path);
+  const JsonObject cfg(cfg_json, cfg_path.string());
+  auto need = [&](const char* k) { return uint32_t(cfg.integer(k, 1, kMaxId)); };  // sizes, stored as u32
+  const std::string mt = cfg.string_or("model_type", "");
   if (mt != "llama" && mt != "mistral") fail("{}: GGUF export supports llama models, not model_type '{}'", cfg_path.string(), mt);
-  const int64_t n_head = need("num_attention_heads").get<int64_t>();
-  const int64_t hidden = need("hidden_size").get<int64_t>();
+  const int64_t n_head = need("num_attention_heads");
+  const int64_t hidden = need("hidden_size");
   Metadata m;
   m.set_str("general.architecture", "llama");
   m.set_str("general.type", "model");
   std::string name = fs::absolute(dir).lexically_normal().filename().string();
   if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
   m.set_str("general.name", name);
-  m.set_u32("llama.block_count", need("num_hidden_layers").get<uint32_t>());
-  m.set_u32("llama.context_length", need("max_position_embeddings").get<uint32_t>());
+  m.set_u32("llama.block_count", need("num_hidden_layers"));
+  m.set_u32("llama.context_length", need("max_position_embeddings"));
   m.set_u32("llama.embedding_length", uint32_t(hidden));
-  m.set_u32("llama.feed_forward_length", need("intermediate_size").get<uint32_t>());
+  m.set_u32("llama.feed_forward_length", need("intermediate_size"));
   m.set_u32("llama.attention.head_count", uint32_t(n_head));
-  m.set_u32("llama.attention.head_count_kv", cfg.value("num_key_value_heads", uint32_t(n_head)));
-  m.set_f32("llama.rope.freq_base", cfg.value("rope_theta", 10000.0f));
-  m.set_f32("llama.attention.layer_norm_rms_epsilon", need("rms_norm_eps").get<float>());
-  if (cfg.contains("head_dim") && !cfg["head_dim"].is_null()) {
-    m.set_u32("llama.attention.key_length", cfg["head_dim"].get<uint32_t>());
-    m.set_u32("llama.attention.value_length", cfg["head_dim"].get<uint32_t>());
+  m.set_u32("llama.attention.head_count_kv", uint32_t(cfg.integer_or("num_key_value_heads", n_head, 1, kMaxId)));
+  m.set_f32("llama.rope.freq_base", float(cfg.number_or("rope_theta", 10000.0)));
+  m.set_f32("llama.attention.layer_norm_rms_epsilon", float(cfg.number("rms_norm_eps")));
+  if (cfg.has("head_dim")) {
+    m.set_u32("llama.attention.key_length", need("head_dim"));
+    m.set_u32("llama.attention.value_length", need("head_dim"));
   }
   m.set_u32("general.file_type", file_type(bulk));
-  m.set_u32("llama.vocab_size", need("vocab_size").get<uint32_t>());
-  const int64_t head_dim = cfg.contains("head_dim") && !cfg["head_dim"].is_null() ? cfg["head_dim"].get<int64_t>() : hidden / n_head;
+  m.set_u32("llama.vocab_size", need("vocab_size"));
+  const int64_t head_dim = cfg.has("head_dim") ? int64_t(need("head_dim")) : hidden / n_head;
   m.set_u32("llama.rope.dimension_count", uint32_t(head_dim));
-  if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
-    const json& rs = cfg["rope_scaling"];
-    const std::string kind = rs.value("type", rs.value("rope_type", ""));
+  if (auto rs = cfg.object_or_null("rope_scaling")) {
+    const std::string kind = rs->string_or("type", rs->string_or("rope_type", ""));
     if (kind != "linear") fail("{}: rope_scaling type '{}' is not supported by the GGUF export", cfg_path.string(), kind);
     m.set_str("llama.rope.scaling.type", "linear");
-    m.set_f32("llama.rope.scaling.factor", rs.at("factor").get<float>());
+    m.set_f32("llama.rope.scaling.factor", float(rs->number("factor")));
   }
   m.set_u32("general.quantization_version", 2);
   m.set_u32("general.alignment", 32);
@@ -611,14 +624,18 @@ Metadata llama_metadata(const fs::path& dir, Type bulk) {
   m.set_str_array("tokenizer.ggml.tokens", v.tokens);
   m.set_f32_array("tokenizer.ggml.scores", v.scores);
   m.set_i32_array("tokenizer.ggml.token_type", v.types);
-  const json tc = fs::exists(dir / "tokenizer_config.json") ? read_json(dir / "tokenizer_config.json") : json::object();
+  const fs::path tc_path = dir / "tokenizer_config.json";
+  const json tc_json = fs::exists(tc_path) ? read_json_file(tc_path) : json::object();
+  const JsonObject tc(tc_json, tc_path.string());
   // Special ids: the tokenizer_config.json token strings first, config.json's *_token_id for what is missing.
   auto special = [&](const char* typ, const char* cfg_key) {
-    int64_t id = tc.contains(std::string(typ) + "_token") ? token_id(v, tc[std::string(typ) + "_token"]) : -1;
-    if (id < 0 && cfg_key && cfg.contains(cfg_key)) {
-      const json& c = cfg[cfg_key];
-      if (c.is_number_integer()) id = c.get<int64_t>();
-      else if (c.is_array() && !c.empty()) id = c[0].get<int64_t>();
+    const std::string tk = std::string(typ) + "_token";
+    int64_t id = tc.raw().contains(tk) ? token_id(v, tc.raw()[tk], tc.path(tk)) : -1;
+    if (id < 0 && cfg_key && cfg.raw().contains(cfg_key)) {
+      const json& c = cfg.raw()[cfg_key];
+      const std::string what = fmt::format("{}: field \"{}\"", cfg_path.string(), cfg_key);
+      if (c.is_number_integer()) id = json_integer(c, what, 0, kMaxId);
+      else if (c.is_array() && !c.empty()) id = json_integer(c[0], what + " element", 0, kMaxId);
     }
     static const std::map<std::string, std::string> key = {
         {"bos", "bos_token_id"}, {"eos", "eos_token_id"}, {"unk", "unknown_token_id"}, {"pad", "padding_token_id"}};
@@ -636,23 +653,29 @@ Metadata llama_metadata(const fs::path& dir, Type bulk) {
       if (t == typ) return void(b = v);
     add.emplace_back(typ, v);
   };
-  auto tc_str = [&](const char* k) { return tc.contains(k) && tc[k].is_string() ? tc[k].get<std::string>() : std::string(); };
+  auto tc_str = [&](const char* k) { return tc.has(k) && tc.get(k).is_string() ? tc.string(k) : std::string(); };
   if (fs::exists(dir / "tokenizer.json")) {
-    const json tj = read_json(dir / "tokenizer.json");
+    const fs::path tpath = dir / "tokenizer.json";
+    const json tj_json = read_json_file(tpath);
+    const JsonObject tj(tj_json, tpath.string());
     const std::string bos = tc_str("bos_token"), eos = tc_str("eos_token"), sep = tc_str("sep_token"), cls = tc_str("cls_token");
-    auto special_id = [](const json& e) {
-      return e.contains("SpecialToken") ? e["SpecialToken"].value("id", std::string()) : std::string();
+    // The template pieces: {"SpecialToken": {"id": ...}} or {"Sequence": {"id": "A"|"B"}}; "" for anything else.
+    auto piece_id = [&](const json& e, const char* kind) {
+      if (!e.is_object() || !e.contains(kind)) return std::string();
+      return JsonObject(e[kind], tj.path("post_processor")).string_or("id", "");
     };
-    if (tj.contains("post_processor") && tj["post_processor"].is_object()) {
-      const json& pp = tj["post_processor"];
-      const json procs = pp.contains("processors") ? pp["processors"] : json::array({pp});
-      for (const json& pr : procs) {
-        if (pr.value("type", "") == "RobertaProcessing") {
+    auto special_id = [&](const json& e) { return piece_id(e, "SpecialToken"); };
+    if (tj.has("post_processor") && tj.get("post_processor").is_object()) {
+      const JsonObject pp = tj.object("post_processor");
+      const json procs = pp.has("processors") ? pp.array("processors") : json::array({pp.raw()});
+      for (const json& pr_json : procs) {
+        const JsonObject pr(pr_json, pp.what());
+        if (pr.string_or("type", "") == "RobertaProcessing") {
           set_add("bos", true), set_add("eos", true), set_add("sep", true);
           continue;
         }
-        if (pr.value("type", "") != "TemplateProcessing") continue;
-        const json single = pr.value("single", json::array()), pair = pr.value("pair", json::array());
+        if (pr.string_or("type", "") != "TemplateProcessing") continue;
+        const json single = pr.array_or_empty("single"), pair = pr.array_or_empty("pair");
         std::string first, last;
         if (single.size() > 1) {
           if (!(first = special_id(single.front())).empty()) set_add("bos", first == bos || first == cls);
@@ -661,8 +684,7 @@ Metadata llama_metadata(const fs::path& dir, Type bulk) {
         if (!pair.empty()) {
           size_t b = !first.empty() && special_id(pair.front()) == first ? 1 : 0;
           size_t e = !last.empty() && special_id(pair.back()) == last ? pair.size() - 1 : pair.size();
-          if (e > b + 2 && pair[b].contains("Sequence") && pair[b]["Sequence"].value("id", "") == "A" &&
-              pair[e - 1].contains("Sequence") && pair[e - 1]["Sequence"].value("id", "") == "B") {
+          if (e > b + 2 && piece_id(pair[b], "Sequence") == "A" && piece_id(pair[e - 1], "Sequence") == "B") {
             bool add_sep = false;
             const std::string m0 = special_id(pair[b + 1]);
             if (!m0.empty() && (m0 == sep || m0 == eos) && last.empty()) add_sep = true;
@@ -678,17 +700,18 @@ Metadata llama_metadata(const fs::path& dir, Type bulk) {
   }
   for (const char* typ : {"bos", "eos", "unk", "sep", "pad", "cls", "mask"}) {
     const std::string k = std::string("add_") + typ + "_token";
-    if (tc.contains(k) && tc[k].is_boolean()) set_add(typ, tc[k].get<bool>());
+    if (tc.has(k) && tc.get(k).is_boolean()) set_add(typ, tc.boolean(k));
   }
   for (auto& [typ, v] : add) m.set_bool("tokenizer.ggml.add_" + typ + "_token", v);
-  if (tc.contains("chat_template") && tc["chat_template"].is_string()) m.set_str("tokenizer.chat_template", tc["chat_template"].get<std::string>());
+  if (tc.has("chat_template") && tc.get("chat_template").is_string()) m.set_str("tokenizer.chat_template", tc.string("chat_template"));
   return m;
 }
 
 void export_llama(const fs::path& dir, const fs::path& out, Type bulk, const TypeChooser& choose) {
-  const json cfg = read_json(dir / "config.json");
-  const int n_head = cfg.at("num_attention_heads").get<int>();
-  const int n_kv = cfg.value("num_key_value_heads", n_head);
+  const json cfg_json = read_json_file(dir / "config.json");
+  const JsonObject cfg(cfg_json, (dir / "config.json").string());
+  const int n_head = int(cfg.integer("num_attention_heads", 1, kMaxId));
+  const int n_kv = int(cfg.integer_or("num_key_value_heads", n_head, 1, kMaxId));
   const auto ts = st::TensorSet::open_dir(dir);
   std::vector<std::pair<std::string, std::string>> names;  // hf, gguf
   std::vector<TensorSpec> specs;

@@ -1,24 +1,19 @@
 #include "lib/calib/output.h"
 
-#include <cstring>
+#include "lib/core/error.h"
 
 namespace llmopt::calib {
 namespace fs = std::filesystem;
 
 namespace {
 
-bool is_weight_file(const fs::path& p) {
-  const std::string n = p.filename().string(), ext = p.extension().string();
-  return ext == ".safetensors" || ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".gguf" ||
-         n == "model.safetensors.index.json" || n == "pytorch_model.bin.index.json" || n == "config.json";
-}
-
-std::string prefix_of(const std::string& weight_name) { return weight_name.substr(0, weight_name.size() - 7); }
+// "model.layers.0.mlp.up_proj.weight" → "model.layers.0.mlp.up_proj"
+std::string prefix_of(const std::string& name) { return name.substr(0, name.rfind('.')); }
 
 }  // namespace
 
 OutputDir::OutputDir(const model::Checkpoint& ck, const fs::path& out,
-                     const std::map<std::string, std::vector<PackedTensor>>& replaced)
+                     const std::map<std::string, std::vector<PackedTensor>>& replaced, const OutputOptions& opt)
     : in_dir_(ck.dir), dst_(out, AtomicOutput::Kind::Directory) {
   // declare every output tensor first (the streaming writer needs the header), then copy the untouched ones
   std::vector<st::TensorInfo> specs;
@@ -31,8 +26,7 @@ OutputDir::OutputDir(const model::Checkpoint& ck, const fs::path& out,
     }
     for (const auto& p : it->second) specs.push_back({prefix_of(name) + "." + p.suffix, p.dtype, p.shape});
   }
-  writer_ = std::make_unique<st::ShardedWriter>(dst_.path(), specs, 5'000'000'000ull,
-                                                std::map<std::string, std::string>{{"format", "pt"}});
+  writer_ = std::make_unique<st::ShardedWriter>(dst_.path(), specs, opt.max_shard_bytes, opt.metadata);
   for (const auto& name : ck.tensors.names())
     if (!replaced.count(name)) {
       const auto v = ck.tensors.get(name);
@@ -46,28 +40,27 @@ void OutputDir::write_linear(const std::string& prefix, const std::vector<Packed
   for (const auto& p : tensors) writer_->write(prefix + "." + p.suffix, p.data.data(), p.data.size());
 }
 
-void OutputDir::commit(const nlohmann::json& config) {
+void OutputDir::commit(const nlohmann::json& config) { commit(config.dump(2) + "\n"); }
+
+void OutputDir::commit(const std::string& config_json_text) {
   writer_->finish();
-  write_file_atomic(dst_.path() / "config.json", config.dump(2) + "\n");
-  for (const auto& e : fs::directory_iterator(in_dir_))
-    if (e.is_regular_file() && !is_weight_file(e.path())) {
-      fs::copy_file(e.path(), dst_.path() / e.path().filename());
-      fs::permissions(dst_.path() / e.path().filename(), fs::perms::owner_read | fs::perms::owner_write,
-                      fs::perm_options::add);
-    }
+  write_file_atomic(dst_.path() / "config.json", config_json_text);
+  std::error_code list_ec;
+  for (const auto& e : fs::directory_iterator(in_dir_, list_ec)) {
+    if (!e.is_regular_file() || is_weight_file(e.path())) continue;
+    const fs::path to = dst_.path() / e.path().filename();
+    std::error_code ec;
+    fs::copy_file(e.path(), to, ec);
+    if (!ec) fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
+    if (ec) fail("cannot copy {} to {}: {}", e.path().string(), to.string(), ec.message());
+  }
+  if (list_ec) fail("cannot list {}: {}", in_dir_.string(), list_ec.message());
   dst_.commit();
 }
 
 std::vector<std::byte> to_dtype(const std::vector<float>& w, DType t) {
   std::vector<std::byte> b(w.size() * dtype_size(t));
-  for (size_t i = 0; i < w.size(); ++i) {
-    if (t == DType::F32) {
-      std::memcpy(&b[i * 4], &w[i], 4);
-    } else {
-      const uint16_t h = t == DType::F16 ? f32_to_f16(w[i]) : f32_to_bf16(w[i]);
-      std::memcpy(&b[i * 2], &h, 2);
-    }
-  }
+  from_f32(t, w.data(), b.data(), w.size());
   return b;
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <random>
 
+#include "lib/core/clock.h"
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/core/log.h"
@@ -66,10 +67,6 @@ std::vector<std::vector<model::Linear*>> sequential_groups(model::LayerWeights& 
 }
 
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Runs `block` (attention or MLP) over the calibration activations X [N·L, H], `batch` windows at a time.
 // in_place: X ← block(X); else X is kept and each batch runs on a scratch copy (observation passes).

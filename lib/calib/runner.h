@@ -83,7 +83,7 @@ std::vector<std::vector<model::Linear*>> sequential_groups(model::LayerWeights& 
 
 RunStats run(const model::Checkpoint& ck, Method& method, const CalibOptions& opt, const LayerSink& sink);
 
-// The same over already tokenized windows (tests, or callers that tokenize themselves).
+// The same over already tokenized windows (convert's similarity grouping, tests, callers that tokenize themselves).
 RunStats run_windows(const model::Checkpoint& ck, Method& method, const std::vector<std::vector<int32_t>>& windows,
                      int batch, const LayerSink& sink);
 

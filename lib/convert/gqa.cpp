@@ -1,11 +1,13 @@
 #include "lib/convert/gqa.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
-#include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 
+#include "lib/calib/output.h"
 #include "lib/core/dtype.h"
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
@@ -81,12 +83,12 @@ std::vector<std::byte> pool_heads(const st::TensorView& t, const LayerGroups& gs
   const DType dt = t.dtype();
   if (dt != DType::F32 && dt != DType::BF16 && dt != DType::F16)
     fail("cannot pool {}: dtype {} (need F32, BF16 or F16)", t.info->name, dtype_name(dt));
-  const int64_t rows = t.shape()[0], cols = t.shape().size() > 1 ? t.shape()[1] : 1;
+  const int64_t cols = t.shape().size() > 1 ? t.shape()[1] : 1;
   const std::vector<float> w = t.to_f32();
-  (void)rows;
   const int64_t G = int64_t(gs.size()), esz = int64_t(dtype_size(dt));
   std::vector<std::byte> out(size_t(G * D * cols * esz));
   std::vector<double> acc(static_cast<size_t>(cols));
+  std::vector<float> mean(static_cast<size_t>(cols));
   for (int64_t g = 0; g < G; ++g) {
     const auto& members = gs[size_t(g)];
     for (int64_t d = 0; d < D; ++d) {
@@ -95,16 +97,8 @@ std::vector<std::byte> pool_heads(const st::TensorView& t, const LayerGroups& gs
         const float* src = w.data() + (j * D + d) * cols;
         for (int64_t c = 0; c < cols; ++c) acc[size_t(c)] += src[c];
       }
-      std::byte* dst = out.data() + (g * D + d) * cols * esz;
-      for (int64_t c = 0; c < cols; ++c) {
-        const float m = float(acc[size_t(c)] / double(members.size()));
-        if (dt == DType::F32) {
-          std::memcpy(dst + c * 4, &m, 4);
-        } else {
-          const uint16_t h = dt == DType::BF16 ? f32_to_bf16(m) : f32_to_f16(m);
-          std::memcpy(dst + c * 2, &h, 2);
-        }
-      }
+      for (int64_t c = 0; c < cols; ++c) mean[size_t(c)] = float(acc[size_t(c)] / double(members.size()));
+      from_f32(dt, mean.data(), out.data() + (g * D + d) * cols * esz, size_t(cols));
     }
   }
   return out;
@@ -128,61 +122,90 @@ std::vector<std::byte> permute_heads(const st::TensorView& t, const std::vector<
   return out;
 }
 
-bool is_weight_file(const fs::path& p) {
-  static const std::set<std::string> skip = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack"};
-  const std::string name = p.filename().string();
-  return name == "config.json" || name == "model.safetensors.index.json" || name == "pytorch_model.bin.index.json" ||
-         skip.count(p.extension().string()) != 0;
+// An attention projection tensor of a decoder layer, by name.
+struct AttnTensor {
+  size_t layer;
+  char which;  // q, k, v, o
+  bool bias;
+};
+std::optional<AttnTensor> attn_tensor(const std::string& name, size_t n_layers) {
+  static const std::regex attn(R"(model\.layers\.(\d+)\.self_attn\.([qkvo])_proj\.(weight|bias))");
+  std::smatch m;
+  if (!std::regex_match(name, m, attn)) return std::nullopt;
+  const std::string idx = m[1].str();
+  size_t layer = 0;
+  auto [end, ec] = std::from_chars(idx.data(), idx.data() + idx.size(), layer);
+  if (ec != std::errc() || end != idx.data() + idx.size() || layer >= n_layers)
+    fail("tensor {}: layer {} is outside the model's {} layers", name, idx, n_layers);
+  return AttnTensor{layer, m[2].str()[0], m[3] == "bias"};
+}
+
+// The output directory with every attention projection declared as replaced: k/v with G heads (D rows
+// each), q and o with their own shapes (permuted, or copied when the permutation is the identity).
+std::unique_ptr<calib::OutputDir> open_output(const model::Checkpoint& src, int64_t G, const fs::path& out,
+                                              uint64_t max_shard_bytes) {
+  const model::ModelConfig& c = src.config;
+  std::map<std::string, std::vector<PackedTensor>> replaced;
+  for (const auto& name : src.tensors.names()) {
+    const auto a = attn_tensor(name, size_t(c.num_hidden_layers));
+    if (!a) continue;
+    const st::TensorInfo& t = src.tensors.info(name);
+    std::vector<int64_t> shape = t.shape;
+    if ((a->which == 'k' || a->which == 'v') && !shape.empty()) shape[0] = G * c.head_dim;
+    replaced[name] = {{a->bias ? "bias" : "weight", t.dtype, shape, {}}};
+  }
+  calib::OutputOptions opt;
+  opt.max_shard_bytes = max_shard_bytes;
+  opt.metadata.clear();
+  if (!src.tensors.files().empty()) opt.metadata = src.tensors.files().front()->metadata();
+  return std::make_unique<calib::OutputDir>(src, out, replaced, opt);
+}
+
+// Streams the attention projections (one tensor in memory at a time) and commits the directory with
+// config.json = the input's text re-serialised in its key order, num_key_value_heads = G.
+void write_grouped(const model::Checkpoint& src, const KvGroups& groups, calib::OutputDir& dst) {
+  const model::ModelConfig& c = src.config;
+  check_groups(c, groups);
+  const int64_t D = c.head_dim;
+  const std::vector<std::string> names = src.tensors.names();
+  log::Progress progress("convert", int64_t(names.size()));
+  int64_t done = 0;
+  for (const auto& name : names) {
+    const auto a = attn_tensor(name, groups.size());
+    progress.update(++done);
+    if (!a) continue;  // copied by OutputDir
+    const st::TensorView t = src.tensors.get(name);
+    const LayerGroups& gs = groups[a->layer];
+    const std::vector<int64_t> qperm = query_permutation(c, gs);
+    std::vector<std::byte> bytes;
+    if (a->which == 'k' || a->which == 'v') bytes = pool_heads(t, gs, D);
+    else if (!is_identity(qperm) && a->which == 'q') bytes = permute_heads(t, qperm, D, 0);
+    else if (!is_identity(qperm) && a->which == 'o' && !a->bias) bytes = permute_heads(t, qperm, D, 1);
+    else bytes.assign(t.data, t.data + t.nbytes());  // unchanged, in its stored dtype
+    std::vector<int64_t> shape = t.shape();
+    if ((a->which == 'k' || a->which == 'v') && !shape.empty()) shape[0] = int64_t(gs.size()) * D;
+    dst.write_linear(name.substr(0, name.rfind('.')), {{a->bias ? "bias" : "weight", t.dtype(), shape, std::move(bytes)}});
+  }
+  progress.finish();
+
+  // config.json: only num_key_value_heads changes; key order and every other value kept.
+  const fs::path cpath = src.dir / "config.json";
+  nlohmann::ordered_json conf;
+  try {
+    conf = nlohmann::ordered_json::parse(read_file(cpath));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed JSON ({})", cpath.string(), e.what());
+  }
+  conf["num_key_value_heads"] = groups.empty() ? c.num_key_value_heads : int64_t(groups.front().size());
+  dst.commit(conf.dump(2) + "\n");
 }
 
 }  // namespace
 
-void write_grouped_tensors(const model::Checkpoint& src, const KvGroups& groups, const fs::path& out_dir,
-                           uint64_t max_shard_bytes) {
-  const model::ModelConfig& c = src.config;
-  check_groups(c, groups);
-  const int64_t D = c.head_dim;
-  static const std::regex attn(R"(model\.layers\.(\d+)\.self_attn\.([qkvo])_proj\.(weight|bias))");
-
-  // Declare every tensor (shapes of k/v shrink to G heads), then stream them through one at a time.
-  const std::vector<std::string> names = src.tensors.names();
-  std::vector<st::TensorInfo> specs;
-  for (const auto& name : names) {
-    st::TensorInfo t = src.tensors.info(name);
-    std::smatch m;
-    if (std::regex_match(name, m, attn) && (m[2] == "k" || m[2] == "v"))
-      t.shape[0] = int64_t(groups[std::stoul(m[1])].size()) * D;
-    specs.push_back({t.name, t.dtype, t.shape, 0, 0});
-  }
-  std::map<std::string, std::string> meta;
-  if (!src.tensors.files().empty()) meta = src.tensors.files().front()->metadata();
-  st::ShardedWriter w(out_dir, specs, max_shard_bytes, meta);
-
-  log::Progress progress("convert", int64_t(names.size()));
-  int64_t done = 0;
-  for (const auto& name : names) {
-    const st::TensorView t = src.tensors.get(name);
-    std::smatch m;
-    if (std::regex_match(name, m, attn)) {
-      const LayerGroups& gs = groups[std::stoul(m[1])];
-      const char which = m[2].str()[0];
-      const bool bias = m[3] == "bias";
-      const std::vector<int64_t> qperm = query_permutation(c, gs);
-      std::vector<std::byte> bytes;
-      if (which == 'k' || which == 'v') bytes = pool_heads(t, gs, D);
-      else if (!is_identity(qperm) && which == 'q') bytes = permute_heads(t, qperm, D, 0);
-      else if (!is_identity(qperm) && which == 'o' && !bias) bytes = permute_heads(t, qperm, D, 1);
-      if (!bytes.empty()) {
-        w.write(name, bytes.data(), bytes.size());
-        progress.update(++done);
-        continue;
-      }
-    }
-    w.write(name, t.data, t.nbytes());  // unchanged, in its stored dtype
-    progress.update(++done);
-  }
-  w.finish();
-  progress.finish();
+void write_grouped_checkpoint(const model::Checkpoint& src, const KvGroups& groups, const fs::path& out,
+                              uint64_t max_shard_bytes) {
+  const int64_t G = groups.empty() ? src.config.num_key_value_heads : int64_t(groups.front().size());
+  write_grouped(src, groups, *open_output(src, G, out, max_shard_bytes));
 }
 
 nlohmann::json GqaReport::to_json() const {
@@ -225,7 +248,8 @@ GqaReport convert_gqa(const fs::path& in, const fs::path& out, const GqaOptions&
   after.num_key_value_heads = G;
   r.kv_bytes_per_token_after = after.kv_bytes_per_token(P);
 
-  AtomicOutput dir(out, AtomicOutput::Kind::Directory);  // checks `out` is absent or empty
+  // Checks `out` is absent or empty and copies the tensors convert leaves alone, before any calibration.
+  const std::unique_ptr<calib::OutputDir> dst = open_output(ck, G, out, opts.max_shard_bytes);
 
   if (opts.grouping == Grouping::Adjacent) {
     r.groups = adjacent_groups(c, G);
@@ -242,24 +266,7 @@ GqaReport convert_gqa(const fs::path& in, const fs::path& out, const GqaOptions&
     }
   }
 
-  write_grouped_tensors(ck, r.groups, dir.path(), opts.max_shard_bytes);
-
-  // config.json: only num_key_value_heads changes; key order and every other value kept.
-  auto conf = nlohmann::ordered_json::parse(read_file(in / "config.json"));
-  conf["num_key_value_heads"] = G;
-  {
-    std::ofstream f(dir.path() / "config.json", std::ios::binary);
-    f << conf.dump(2) << "\n";
-    if (!f) fail("cannot write {}", (dir.path() / "config.json").string());
-  }
-  // Tokenizer, generation config and any other side files (not the old weights).
-  for (const auto& e : fs::directory_iterator(in)) {
-    if (!e.is_regular_file() || is_weight_file(e.path())) continue;
-    std::error_code ec;
-    fs::copy_file(e.path(), dir.path() / e.path().filename(), ec);
-    if (ec) fail("cannot copy {}: {}", e.path().string(), ec.message());
-  }
-  dir.commit();
+  write_grouped(ck, r.groups, *dst);  // attention tensors, config.json, tokenizer and generation files
   log::info("wrote {} ({} → {} KV heads)", out.string(), r.kv_heads_before, r.kv_heads_after);
   return r;
 }

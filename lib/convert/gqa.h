@@ -51,11 +51,13 @@ double pooling_error(std::span<const double> m, int64_t H, const LayerGroups& gr
 // wins, so it is never worse than adjacent). Canonical order: members ascending, groups by first member.
 LayerGroups similarity_groups(std::span<const double> m, int64_t H, int64_t G);
 
-// Writes the converted checkpoint's safetensors (one tensor in memory at a time) into the existing
-// directory `out_dir`. `groups` must partition each layer's KV heads into equal groups; size-1 groups
-// give a pure head permutation (a function-preserving re-ordering, used by tests).
-void write_grouped_tensors(const model::Checkpoint& src, const KvGroups& groups, const std::filesystem::path& out_dir,
-                           uint64_t max_shard_bytes);
+// Writes the converted checkpoint to `out` (absent or empty) through calib::OutputDir, as quantize and prune
+// write theirs: the safetensors (one tensor in memory at a time), config.json with num_key_value_heads = the
+// group count (every other field verbatim, in its order), the tokenizer and generation files. `groups` must
+// partition each layer's KV heads into equal groups; size-1 groups give a pure head permutation (a
+// function-preserving re-ordering).
+void write_grouped_checkpoint(const model::Checkpoint& src, const KvGroups& groups, const std::filesystem::path& out,
+                              uint64_t max_shard_bytes);
 
 struct GqaOptions {
   int64_t kv_heads = 0;

@@ -91,4 +91,24 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
   }
 }
 
+void from_f32(DType t, const float* src, void* dst, size_t n) {
+  uint16_t* d16 = static_cast<uint16_t*>(dst);
+  switch (t) {
+    case DType::F32: std::memcpy(dst, src, n * 4); return;
+    case DType::F16:
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_f16(src[i]);
+        std::memcpy(d16 + i, &h, 2);
+      }
+      return;
+    case DType::BF16:
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_bf16(src[i]);
+        std::memcpy(d16 + i, &h, 2);
+      }
+      return;
+    default: fail("cannot store fp32 values as {} (F32, F16 or BF16)", dtype_name(t));
+  }
+}
+
 }  // namespace llmopt

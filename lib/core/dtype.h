@@ -35,4 +35,18 @@ float f8e5m2_to_f32(uint8_t v);
 // Converts n elements of type t at src to fp32 (float types and integers).
 void to_f32(DType t, const void* src, float* dst, size_t n);
 
+// The inverse for the dtypes a dense weight is written in: n fp32 values as t (F32, F16 or BF16; Error
+// otherwise) into dst (n · dtype_size(t) bytes). Rounds to nearest even.
+void from_f32(DType t, const float* src, void* dst, size_t n);
+
+// x rounded to what dtype t stores (F16, BF16; every other dtype leaves x unchanged).
+inline float round_to(DType t, float x) {
+  if (t == DType::F16) return f16_to_f32(f32_to_f16(x));
+  if (t == DType::BF16) return bf16_to_f32(f32_to_bf16(x));
+  return x;
+}
+
+// Bit widths of the group-quantized weights llmopt computes with: 2, 3, 4 and 8.
+inline bool is_supported_quant_bits(int bits) { return bits == 2 || bits == 3 || bits == 4 || bits == 8; }
+
 }  // namespace llmopt

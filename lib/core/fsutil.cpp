@@ -12,6 +12,14 @@
 namespace llmopt {
 namespace fs = std::filesystem;
 
+bool is_weight_file(const fs::path& p) {
+  static const char* const weight_ext[] = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack"};
+  const std::string name = p.filename().string(), ext = p.extension().string();
+  for (const char* e : weight_ext)
+    if (ext == e) return true;
+  return name == "config.json" || name == "model.safetensors.index.json" || name == "pytorch_model.bin.index.json";
+}
+
 AtomicOutput::AtomicOutput(fs::path final_path, Kind kind) : final_(std::move(final_path)), kind_(kind) {
   static std::atomic<int> counter{0};
   if (final_.filename().empty()) final_ = final_.parent_path();
@@ -43,10 +51,16 @@ void AtomicOutput::commit() {
 }
 
 std::string read_file(const fs::path& p) {
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) fail("cannot read {}: it is a directory, not a file", p.string());
   std::ifstream f(p, std::ios::binary);
   if (!f) fail("cannot read {}: {}", p.string(), std::strerror(errno));
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return s;
+  try {  // libstdc++ reports a read error (EIO, ...) by throwing from the stream buffer
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return s;
+  } catch (const std::ios_base::failure& e) {
+    fail("cannot read {}: {}", p.string(), e.what());
+  }
 }
 
 void write_file_atomic(const fs::path& p, std::string_view data) {

@@ -28,6 +28,10 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
+// A checkpoint's weights (any format), their shard index, or config.json: the files of a model directory
+// that an output directory rewrites instead of copying (tokenizer and generation files are copied).
+bool is_weight_file(const std::filesystem::path& p);
+
 std::string read_file(const std::filesystem::path& p);  // whole file; Error naming it if unreadable
 void write_file_atomic(const std::filesystem::path& p, std::string_view data);
 

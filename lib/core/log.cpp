@@ -7,15 +7,13 @@
 #include <cstdio>
 #include <mutex>
 
+#include "lib/core/clock.h"
+
 namespace llmopt::log {
 namespace {
 std::atomic<Level> g_level{Level::info};
 std::atomic<bool> g_quiet{false};
 std::mutex g_mu;
-double now_s() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 }  // namespace
 
 void set_level(Level l) { g_level = l; }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -38,15 +39,25 @@ class Pool {
     n_ = n;
     chunks_ = chunks;
     pending_ = int(chunks - 1);
+    error_ = nullptr;
     ++generation_;
     l.unlock();
     cv_.notify_all();
     in_worker_ = true;
-    fn(0, n / chunks);  // chunk 0 on the caller
+    std::exception_ptr mine;
+    try {
+      fn(0, n / chunks);  // chunk 0 on the caller
+    } catch (...) {
+      mine = std::current_exception();
+    }
     in_worker_ = false;
     l.lock();
-    done_cv_.wait(l, [&] { return pending_ == 0; });
+    done_cv_.wait(l, [&] { return pending_ == 0; });  // every chunk is done with fn before anything returns
     fn_ = nullptr;
+    if (!mine) mine = error_;
+    error_ = nullptr;
+    l.unlock();
+    if (mine) std::rethrow_exception(mine);  // the first error (an Error from bad input) reaches the caller
   }
 
  private:
@@ -62,8 +73,14 @@ class Pool {
       auto* fn = fn_;
       int64_t b = n_ * idx / chunks_, e = n_ * (idx + 1) / chunks_;
       l.unlock();
-      (*fn)(b, e);
+      std::exception_ptr err;
+      try {
+        (*fn)(b, e);
+      } catch (...) {
+        err = std::current_exception();
+      }
       l.lock();
+      if (err && !error_) error_ = err;
       if (--pending_ == 0) done_cv_.notify_one();
     }
   }
@@ -75,6 +92,7 @@ class Pool {
   const RangeFn* fn_ = nullptr;
   int64_t n_ = 0, chunks_ = 0;
   int pending_ = 0;
+  std::exception_ptr error_;  // the first exception a worker's chunk threw in this run
   uint64_t generation_ = 0;
   bool stop_ = false;
   static thread_local bool in_worker_;

@@ -24,7 +24,8 @@ class RangeFn {
 };
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n); blocks until all are done.
-// Chunks are at least `grain` long. Nested calls run inline on the calling thread.
+// Chunks are at least `grain` long. Nested calls run inline on the calling thread. If chunks throw, the
+// call still waits for every chunk and then rethrows the first exception on the calling thread.
 void parallel_for(int64_t n, RangeFn fn, int64_t grain = 1);
 
 }  // namespace llmopt

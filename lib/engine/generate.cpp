@@ -3,14 +3,11 @@
 #include <algorithm>
 #include <chrono>
 
+#include "lib/core/clock.h"
 #include "lib/core/error.h"
 
 namespace llmopt::engine {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 uint64_t mix_seed(uint64_t seed, uint64_t i) {  // splitmix64 of (seed, index)
   uint64_t z = seed + 0x9E3779B97F4A7C15ull * (i + 1);

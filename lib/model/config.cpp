@@ -4,67 +4,60 @@
 
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
+#include "lib/core/json.h"
 
 namespace llmopt::model {
 namespace {
 
-struct Reader {  // typed field access with errors that name the file and the field
-  const nlohmann::json& j;
-  const std::string& src;
+// Sizes (hidden_size, layers, heads, ...) are positive and fit in 32 bits, as in every real config; a larger
+// value is a corrupt file, not a model to allocate for.
+constexpr int64_t kMaxSize = (int64_t(1) << 31) - 1;
 
-  bool has(const char* k) const { return j.contains(k) && !j[k].is_null(); }
-  int64_t integer(const char* k) const {
-    if (!has(k)) fail("{}: missing required field \"{}\"", src, k);
-    return integer_or(k, 0);
-  }
-  int64_t integer_or(const char* k, int64_t dflt) const {
-    if (!has(k)) return dflt;
-    const auto& v = j[k];
-    if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) return int64_t(v.get<double>());
-    fail("{}: field \"{}\" must be an integer, got {}", src, k, v.dump());
-  }
-  int64_t positive(const char* k) const {
-    int64_t v = integer(k);
-    if (v <= 0) fail("{}: field \"{}\" must be positive, got {}", src, k, v);
-    return v;
-  }
-  double number_or(const char* k, double dflt) const {
-    if (!has(k)) return dflt;
-    if (!j[k].is_number()) fail("{}: field \"{}\" must be a number, got {}", src, k, j[k].dump());
-    return j[k].get<double>();
-  }
-  bool boolean_or(const char* k, bool dflt) const {
-    if (!has(k)) return dflt;
-    if (!j[k].is_boolean()) fail("{}: field \"{}\" must be true or false, got {}", src, k, j[k].dump());
-    return j[k].get<bool>();
-  }
-  std::string string_or(const char* k, std::string dflt) const {
-    if (!has(k)) return dflt;
-    if (!j[k].is_string()) fail("{}: field \"{}\" must be a string, got {}", src, k, j[k].dump());
-    return j[k].get<std::string>();
-  }
-  std::vector<int64_t> ids(const char* k) const {  // int or list of ints
-    if (!has(k)) return {};
-    const auto& v = j[k];
-    if (v.is_number_integer()) return {v.get<int64_t>()};
-    std::vector<int64_t> out;
-    if (v.is_array()) {
-      for (const auto& e : v) {
-        if (!e.is_number_integer()) fail("{}: field \"{}\" must hold integers, got {}", src, k, v.dump());
-        out.push_back(e.get<int64_t>());
+int64_t positive(const JsonObject& f, const char* k) {
+  const int64_t v = f.integer(k, 1);
+  if (v > kMaxSize) fail("{}: field \"{}\" = {} is too large (at most {})", f.what(), k, v, kMaxSize);
+  return v;
+}
+
+// int or list of ints (token ids)
+std::vector<int64_t> ids(const JsonObject& f, const char* k) {
+  if (!f.has(k)) return {};
+  const nlohmann::json& v = f.get(k);
+  const std::string what = fmt::format("{}: field \"{}\"", f.what(), k);
+  if (!v.is_array()) return {json_integer(v, what, 0, kMaxSize)};
+  std::vector<int64_t> out;
+  for (const auto& e : v) out.push_back(json_integer(e, what + " element", 0, kMaxSize));
+  return out;
+}
+
+// The fields of quantization_config that the quantized-linear loaders (lib/model/linear_quant.cpp) and inspect
+// read with throwing accessors, type-checked once here so that a malformed value is an Error naming config.json.
+void check_quantization_config(const nlohmann::json& qc, const std::string& src) {
+  const JsonObject q(qc, src + ": quantization_config");
+  for (const char* k : {"quant_method", "checkpoint_format", "version"}) q.string_or(k, "");
+  q.boolean_or("desc_act", false);
+  for (const char* k : {"bits", "w_bit"}) q.integer_or(k, 0, 1, 16);
+  for (const char* k : {"group_size", "q_group_size"}) q.integer_or(k, 0, -1, kMaxSize);
+  if (auto groups = q.object_or_null("config_groups")) {
+    for (const auto& [name, g] : groups->raw().items()) {
+      const JsonObject grp(g, groups->path(name));
+      if (!grp.has("targets")) continue;
+      for (const auto& t : grp.array("targets")) json_string(t, grp.path("targets") + " element");
+      grp.object("weights");
+      if (auto ia = grp.object_or_null("input_activations")) {
+        ia->string_or("type", "");
+        ia->boolean_or("dynamic", false);
+        ia->boolean_or("symmetric", true);
       }
-      return out;
     }
-    fail("{}: field \"{}\" must be an integer or a list of integers, got {}", src, k, v.dump());
   }
-};
+}
 
 RopeScaling parse_rope_scaling(const nlohmann::json& rs, const std::string& src) {
   RopeScaling r;
   if (rs.is_null()) return r;
   if (!rs.is_object()) fail("{}: rope_scaling must be an object or null", src);
-  Reader f{rs, src};
+  const JsonObject f(rs, src + ": rope_scaling");
   r.type = f.string_or("rope_type", f.string_or("type", ""));
   if (r.type == "default") r.type = "";
   static const char* known[] = {"", "llama3", "linear", "yarn", "dynamic"};
@@ -73,7 +66,7 @@ RopeScaling parse_rope_scaling(const nlohmann::json& rs, const std::string& src)
   r.factor = f.number_or("factor", 1.0);
   r.low_freq_factor = f.number_or("low_freq_factor", 1.0);
   r.high_freq_factor = f.number_or("high_freq_factor", 4.0);
-  r.original_max_position_embeddings = f.integer_or("original_max_position_embeddings", 0);
+  r.original_max_position_embeddings = f.integer_or("original_max_position_embeddings", 0, 0, kMaxSize);
   r.beta_fast = f.number_or("beta_fast", 32.0);
   r.beta_slow = f.number_or("beta_slow", 1.0);
   r.mscale = f.number_or("mscale", 1.0);
@@ -87,8 +80,7 @@ RopeScaling parse_rope_scaling(const nlohmann::json& rs, const std::string& src)
 }  // namespace
 
 ModelConfig parse_config(const nlohmann::json& j, const std::string& src) {
-  if (!j.is_object()) fail("{}: expected a JSON object", src);
-  Reader f{j, src};
+  const JsonObject f(j, src);
   ModelConfig c;
   c.raw = j;
   c.model_type = f.string_or("model_type", "");
@@ -109,40 +101,44 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& src) {
   for (const char* moe : {"num_local_experts", "num_experts"})
     if (f.integer_or(moe, 0) > 0) fail("{}: mixture-of-experts field \"{}\" is not supported yet", src, moe);
 
-  c.vocab_size = f.positive("vocab_size");
-  c.hidden_size = f.positive("hidden_size");
-  c.intermediate_size = f.positive("intermediate_size");
-  c.num_hidden_layers = f.positive("num_hidden_layers");
-  c.num_attention_heads = f.positive("num_attention_heads");
-  c.num_key_value_heads = f.has("num_key_value_heads") ? f.positive("num_key_value_heads") : c.num_attention_heads;
-  c.max_position_embeddings = f.integer_or("max_position_embeddings", 2048);
+  c.vocab_size = positive(f, "vocab_size");
+  c.hidden_size = positive(f, "hidden_size");
+  c.intermediate_size = positive(f, "intermediate_size");
+  c.num_hidden_layers = positive(f, "num_hidden_layers");
+  c.num_attention_heads = positive(f, "num_attention_heads");
+  c.num_key_value_heads = f.has("num_key_value_heads") ? positive(f, "num_key_value_heads") : c.num_attention_heads;
+  c.max_position_embeddings = f.has("max_position_embeddings") ? positive(f, "max_position_embeddings") : 2048;
   c.rms_norm_eps = f.number_or("rms_norm_eps", 1e-6);
   // transformers ≥ 5 writes "rope_parameters" {rope_type, rope_theta, factor, ...}; 4.x "rope_theta" + "rope_scaling".
-  const auto& rp = f.has("rope_parameters") ? j["rope_parameters"] : j.value("rope_scaling", nlohmann::json());
+  static const nlohmann::json null_json;
+  const auto& rp = f.has("rope_parameters") ? f.get("rope_parameters") : f.has("rope_scaling") ? f.get("rope_scaling") : null_json;
   c.rope_scaling = parse_rope_scaling(rp, src);
   c.rope_theta = f.number_or("rope_theta", rp.is_object() && rp.contains("rope_theta")
-                                               ? Reader{rp, src}.number_or("rope_theta", 10000.0)
+                                               ? JsonObject(rp, src).number_or("rope_theta", 10000.0)
                                                : 10000.0);
   c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
   c.hidden_act = f.string_or("hidden_act", "silu");
   if (c.hidden_act != "silu" && c.hidden_act != "swish")
     fail("{}: hidden_act \"{}\" is not supported (silu)", src, c.hidden_act);
-  c.bos_token_ids = f.ids("bos_token_id");
-  c.eos_token_ids = f.ids("eos_token_id");
+  c.bos_token_ids = ids(f, "bos_token_id");
+  c.eos_token_ids = ids(f, "eos_token_id");
   c.torch_dtype = f.string_or("torch_dtype", f.string_or("dtype", ""));
   c.mlp_bias = f.boolean_or("mlp_bias", false);
   c.attention_bias = c.arch == Arch::Qwen2 ? true : f.boolean_or("attention_bias", false);
   c.qk_norm = c.arch == Arch::Qwen3;
   if ((c.arch == Arch::Mistral || c.arch == Arch::Qwen2) && f.has("sliding_window") &&
       f.boolean_or("use_sliding_window", c.arch == Arch::Mistral))
-    c.sliding_window = f.integer("sliding_window");
-  if (j.contains("quantization_config")) c.quantization_config = j["quantization_config"];
-  if (j.contains("sparsity_config")) c.sparsity_config = j["sparsity_config"];
+    c.sliding_window = f.integer("sliding_window", 1);
+  if (f.has("quantization_config")) {
+    check_quantization_config(f.get("quantization_config"), src);
+    c.quantization_config = f.get("quantization_config");
+  }
+  if (f.has("sparsity_config")) c.sparsity_config = f.object("sparsity_config").raw();
 
   if (c.arch == Arch::DeepseekV2 || c.arch == Arch::DeepseekV3) {
-    int64_t experts = f.integer_or("n_routed_experts", 0);
-    int64_t first_dense = f.integer_or("first_k_dense_replace", 0);
-    int64_t freq = f.integer_or("moe_layer_freq", 1);
+    int64_t experts = f.integer_or("n_routed_experts", 0, 0, kMaxSize);
+    int64_t first_dense = f.integer_or("first_k_dense_replace", 0, 0, kMaxSize);
+    int64_t freq = f.integer_or("moe_layer_freq", 1, 0, kMaxSize);
     bool any_moe = false;
     for (int64_t l = 0; experts > 0 && l < c.num_hidden_layers; ++l)
       any_moe |= l >= first_dense && freq > 0 && l % freq == 0;
@@ -150,16 +146,16 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& src) {
       fail("{}: mixture-of-experts layers (n_routed_experts={}, first_k_dense_replace={}) are not supported yet; "
            "only fully dense DeepSeek models load", src, experts, first_dense);
     MlaConfig m;
-    m.q_lora_rank = f.integer_or("q_lora_rank", 0);
-    m.kv_lora_rank = f.positive("kv_lora_rank");
-    m.qk_nope_head_dim = f.positive("qk_nope_head_dim");
-    m.qk_rope_head_dim = f.positive("qk_rope_head_dim");
-    m.v_head_dim = f.positive("v_head_dim");
+    m.q_lora_rank = f.integer_or("q_lora_rank", 0, 0, kMaxSize);
+    m.kv_lora_rank = positive(f, "kv_lora_rank");
+    m.qk_nope_head_dim = positive(f, "qk_nope_head_dim");
+    m.qk_rope_head_dim = positive(f, "qk_rope_head_dim");
+    m.v_head_dim = positive(f, "v_head_dim");
     c.mla = m;
     c.head_dim = m.qk_nope_head_dim + m.qk_rope_head_dim;
     c.num_key_value_heads = c.num_attention_heads;
   } else {
-    c.head_dim = f.has("head_dim") ? f.positive("head_dim") : 0;
+    c.head_dim = f.has("head_dim") ? positive(f, "head_dim") : 0;
     if (c.head_dim == 0) {
       if (c.hidden_size % c.num_attention_heads)
         fail("{}: hidden_size {} is not divisible by num_attention_heads {} and head_dim is not given", src,
@@ -180,13 +176,7 @@ ModelConfig load_config(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir)) fail("{} is not a directory", dir.string());
   auto path = dir / "config.json";
   if (!std::filesystem::exists(path)) fail("{}: no config.json in the model directory", path.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("{}: malformed JSON ({})", path.string(), e.what());
-  }
-  return parse_config(j, path.string());
+  return parse_config(read_json_file(path), path.string());
 }
 
 int64_t ModelConfig::kv_bytes_per_token(int64_t elem_bytes) const {

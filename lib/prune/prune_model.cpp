@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "lib/calib/output.h"
+#include "lib/core/clock.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/model/checkpoint.h"
@@ -85,12 +86,6 @@ void PruneMethod::observe(const model::Linear& l, const float* x, int64_t rows, 
   last_acc_ = a;
 }
 
-static float round_to(DType t, float x) {
-  if (t == DType::F16) return f16_to_f32(f32_to_f16(x));
-  if (t == DType::BF16) return bf16_to_f32(f32_to_bf16(x));
-  return x;
-}
-
 model::Linear PruneMethod::compress(const model::Linear& l) {
   std::vector<float> W = model::linear_weight_f32(l);
   std::shared_ptr<Acc> a;
@@ -133,10 +128,6 @@ model::Linear PruneMethod::compress(const model::Linear& l) {
 // ---- the model ------------------------------------------------------------------------------------
 
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 int64_t count_zeros(const std::vector<float>& w) {
   int64_t z = 0;

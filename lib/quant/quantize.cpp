@@ -14,6 +14,7 @@
 #include "formats/gptq_pack.h"
 #include "formats/safetensors.h"
 #include "lib/calib/output.h"
+#include "lib/core/clock.h"
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/core/log.h"
@@ -48,12 +49,6 @@ const char* format_name(Format f) {
 }
 
 // ---- the method ---------------------------------------------------------------------------------
-
-static float round_to(DType t, float x) {
-  if (t == DType::F16) return f16_to_f32(f32_to_f16(x));
-  if (t == DType::BF16) return bf16_to_f32(f32_to_bf16(x));
-  return x;
-}
 
 std::vector<float> stored_weight(const QuantizedMatrix& q, DType scale_dtype, DType weight_dtype) {
   QuantizedMatrix r = q;
@@ -157,10 +152,6 @@ PackInput pack_input(const QuantizedMatrix& q, bool with_g_idx) {
 bool ragged(int64_t cols, int group_size) { return group_size > 0 && group_size < cols && cols % group_size != 0; }
 
 std::vector<PackedTensor> dense_spec(const LinearSpec& l) { return {{"weight", l.dtype, {l.rows, l.cols}, {}}}; }
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 }  // namespace
 

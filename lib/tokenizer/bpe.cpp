@@ -82,20 +82,20 @@ int32_t StrMap::find(std::string_view key) const {
   }
 }
 
-void Bpe::load(const json& m, std::vector<std::pair<std::string, int32_t>>& vocab_in,
+void Bpe::load(const json& m, const std::string& what, std::vector<std::pair<std::string, int32_t>>& vocab_in,
                std::vector<std::pair<std::string, std::string>>& merges_in, bool bytes) {
   static std::atomic<uint64_t> next_serial{1};
   serial = next_serial++;
-  if (m.value("type", std::string("BPE")) != "BPE") throw std::runtime_error("unsupported model " + m.value("type", std::string()));
-  if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"].get<double>() != 0.0)
-    throw std::runtime_error("unsupported BPE dropout");
+  const JsonObject f(m, what);
+  const std::string type = f.string_or("type", "BPE");
+  if (type != "BPE") fail("{}: model type \"{}\" is not supported (BPE)", what, type);
+  if (f.number_or("dropout", 0.0) != 0.0) fail("{}: BPE dropout is not supported", what);
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
-    if (m.contains(key) && !m[key].is_null() && !m[key].get<std::string>().empty())
-      throw std::runtime_error(std::string("unsupported BPE ") + key);
+    if (!f.string_or(key, "").empty()) fail("{}: BPE {} is not supported", what, key);
   byte_level = bytes;
-  byte_fallback = m.value("byte_fallback", false);
-  fuse_unk = m.value("fuse_unk", false);
-  ignore_merges = m.value("ignore_merges", false);
+  byte_fallback = f.boolean_or("byte_fallback", false);
+  fuse_unk = f.boolean_or("fuse_unk", false);
+  ignore_merges = f.boolean_or("ignore_merges", false);
 
   // Keys in word space: byte-level tokens are mapped back to the bytes they stand for.
   std::string tmp;
@@ -106,14 +106,17 @@ void Bpe::load(const json& m, std::vector<std::pair<std::string, int32_t>>& voca
   };
   vocab.reserve(vocab_in.size());
   vocab.arena.reserve(vocab_in.size() * 8);
+  // ids are dense in real tokenizers; allow gaps, but not an id that would allocate far beyond the vocab
+  const int64_t max_id = int64_t(vocab_in.size()) + 65536;
   for (auto& [piece, id] : vocab_in) {
-    if (id < 0) throw std::runtime_error("negative id in vocab");
+    if (id < 0 || id >= max_id)
+      fail("{}: vocab id {} of \"{}\" is outside 0..{} ({} entries)", what, id, piece, max_id - 1, vocab_in.size());
     if (size_t(id) >= pieces.size()) pieces.resize(size_t(id) + 1);
     vocab.insert(word_space(piece), id);
     pieces[id] = std::move(piece);
   }
   auto find = [&](std::string_view key) { return vocab.find(key); };
-  if (m.contains("unk_token") && m["unk_token"].is_string()) unk_id = find(m["unk_token"].get<std::string>());
+  if (f.has("unk_token")) unk_id = find(f.string("unk_token"));
   for (int b = 0; b < 256; b++) {
     char hex[8];
     std::snprintf(hex, sizeof hex, "<0x%02X>", b);
@@ -130,7 +133,7 @@ void Bpe::load(const json& m, std::vector<std::pair<std::string, int32_t>>& voca
     size_t split = ab.size();
     ab += word_space(b);
     int32_t ib = find(std::string_view(ab).substr(split)), in = find(ab);
-    if (ia < 0 || ib < 0 || in < 0) throw std::runtime_error("merge \"" + a + " " + b + "\" uses a token not in vocab");
+    if (ia < 0 || ib < 0 || in < 0) fail("{}: merge {} \"{} {}\" uses a token not in vocab", what, r, a, b);
     merges.put(ia, ib, int32_t(r), in);
   }
 }

@@ -77,28 +77,32 @@ std::string Decoder::run(std::vector<std::string> tokens) const {
   return out;
 }
 
-static void parse_into(const json& j, std::vector<DecStep>& steps) {
-  std::string type = j.at("type");
+static void parse_into(const json& j, const std::string& what, std::vector<DecStep>& steps) {
+  const JsonObject f(j, what);
+  const std::string type = f.string("type");
   if (type == "Sequence") {
-    for (const auto& d : j.at("decoders")) parse_into(d, steps);
+    const json& ds = f.array("decoders");
+    for (size_t i = 0; i < ds.size(); ++i) parse_into(ds[i], fmt::format("{}: decoders[{}]", what, i), steps);
   } else if (type == "Replace") {
-    if (!j.at("pattern").contains("String")) throw std::runtime_error("unsupported Replace decoder pattern (Regex)");
-    steps.push_back({DecStep::Replace, j["pattern"]["String"], j.at("content")});
+    const JsonObject pat = f.object("pattern");
+    if (!pat.has("String")) fail("{}: Replace decoder pattern (Regex) is not supported", what);
+    steps.push_back({DecStep::Replace, pat.string("String"), f.string("content")});
   } else if (type == "ByteFallback") { steps.push_back({DecStep::ByteFallback, "", ""});
   } else if (type == "Fuse") { steps.push_back({DecStep::Fuse, "", ""});
   } else if (type == "Strip") {
-    steps.push_back({DecStep::Strip, j.at("content"), "", j.value("start", 0), j.value("stop", 0)});
+    steps.push_back({DecStep::Strip, f.string("content"), "", int(f.integer_or("start", 0, 0, 1 << 20)),
+                     int(f.integer_or("stop", 0, 0, 1 << 20))});
   } else if (type == "ByteLevel") { steps.push_back({DecStep::ByteLevel, "", ""});
   } else {
-    throw std::runtime_error("unsupported decoder " + type);
+    fail("{}: decoder type \"{}\" is not supported", what, type);
   }
 }
 
-Decoder parse_decoder(const json& j) {
+Decoder parse_decoder(const json& j, const std::string& what) {
   Decoder d;
   if (j.is_null()) return d;
   d.present = true;
-  parse_into(j, d.steps);
+  parse_into(j, what, d.steps);
   return d;
 }
 

@@ -2,6 +2,9 @@
 // Pieces of the tokenizer pipeline, shared by the files of lib/tokenizer (not a public API).
 #include <nlohmann/json.hpp>
 
+#include "lib/core/error.h"
+#include "lib/core/json.h"
+
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -40,7 +43,9 @@ struct Normalizer {
   bool empty() const { return steps.empty(); }
   void apply(std::string& s) const;
 };
-Normalizer parse_normalizer(const json& j);  // throws std::runtime_error on unsupported types
+// The parse_* functions read one section of tokenizer.json (null: none); `what` names it in errors
+// ("/m/tokenizer.json: normalizer"), which are llmopt::Error for malformed or unsupported sections.
+Normalizer parse_normalizer(const json& j, const std::string& what);
 
 // ---- pre-tokenizer ----------------------------------------------------------------------------
 struct Regex;  // PCRE2 code, JIT-compiled
@@ -55,7 +60,7 @@ struct PreTokenizer {
   // Splits s into words (views into s), appended to `words`.
   void split(std::string_view s, std::vector<std::string_view>& words) const;
 };
-PreTokenizer parse_pre_tokenizer(const json& j);
+PreTokenizer parse_pre_tokenizer(const json& j, const std::string& what);
 
 // ---- BPE model --------------------------------------------------------------------------------
 // Open-addressing map (left id, right id) → (rank, merged id).
@@ -96,7 +101,8 @@ struct Bpe {
   uint64_t serial = 0;               // identifies this model's per-thread word cache
 
   // `model` is tokenizer.json's "model" without vocab and merges, which come pre-extracted (see load()).
-  void load(const json& model, std::vector<std::pair<std::string, int32_t>>& vocab,
+  // `what` names "model" in errors.
+  void load(const json& model, const std::string& what, std::vector<std::pair<std::string, int32_t>>& vocab,
             std::vector<std::pair<std::string, std::string>>& merges, bool byte_level);
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;  // cached
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;   // uncached
@@ -113,6 +119,6 @@ struct Decoder {
   bool present = false;
   std::string run(std::vector<std::string> tokens) const;
 };
-Decoder parse_decoder(const json& j);
+Decoder parse_decoder(const json& j, const std::string& what);
 
 }  // namespace llmopt::tok::detail

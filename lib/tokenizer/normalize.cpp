@@ -15,7 +15,7 @@ static void unicode_normalize(std::string& s, int options) {
   utf8proc_uint8_t* dst = nullptr;
   auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), utf8proc_ssize_t(s.size()), &dst,
                         utf8proc_option_t(options));
-  if (n < 0) throw std::runtime_error(std::string("unicode normalization failed: ") + utf8proc_errmsg(n));
+  if (n < 0) fail("tokenizer: unicode normalization failed: {}", utf8proc_errmsg(n));
   s.assign(reinterpret_cast<char*>(dst), size_t(n));
   std::free(dst);
 }
@@ -46,28 +46,31 @@ void Normalizer::apply(std::string& s) const {
   }
 }
 
-static void parse_into(const json& j, std::vector<NormStep>& steps) {
+static void parse_into(const json& j, const std::string& what, std::vector<NormStep>& steps) {
   if (j.is_null()) return;
-  std::string type = j.at("type");
+  const JsonObject f(j, what);
+  const std::string type = f.string("type");
   if (type == "Sequence") {
-    for (const auto& n : j.at("normalizers")) parse_into(n, steps);
+    const json& ns = f.array("normalizers");
+    for (size_t i = 0; i < ns.size(); ++i) parse_into(ns[i], fmt::format("{}: normalizers[{}]", what, i), steps);
   } else if (type == "Prepend") {
-    steps.push_back({NormStep::Prepend, j.at("prepend"), ""});
+    steps.push_back({NormStep::Prepend, f.string("prepend"), ""});
   } else if (type == "Replace") {
-    if (!j.at("pattern").contains("String")) throw std::runtime_error("unsupported Replace normalizer pattern (Regex)");
-    steps.push_back({NormStep::Replace, j["pattern"]["String"], j.at("content")});
+    const JsonObject pat = f.object("pattern");
+    if (!pat.has("String")) fail("{}: Replace normalizer pattern (Regex) is not supported", what);
+    steps.push_back({NormStep::Replace, pat.string("String"), f.string("content")});
   } else if (type == "NFC") { steps.push_back({NormStep::NFC, "", ""});
   } else if (type == "NFD") { steps.push_back({NormStep::NFD, "", ""});
   } else if (type == "NFKC") { steps.push_back({NormStep::NFKC, "", ""});
   } else if (type == "NFKD") { steps.push_back({NormStep::NFKD, "", ""});
   } else {
-    throw std::runtime_error("unsupported normalizer " + type);
+    fail("{}: normalizer type \"{}\" is not supported", what, type);
   }
 }
 
-Normalizer parse_normalizer(const json& j) {
+Normalizer parse_normalizer(const json& j, const std::string& what) {
   Normalizer n;
-  parse_into(j, n.steps);
+  parse_into(j, what, n.steps);
   return n;
 }
 

@@ -23,7 +23,7 @@ struct Regex {
     if (!code) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(err, msg, sizeof msg);
-      throw std::runtime_error("bad Split regex at offset " + std::to_string(off) + ": " + (const char*)msg);
+      fail("bad Split regex at offset {}: {}", off, reinterpret_cast<const char*>(msg));
     }
     jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
   }
@@ -57,7 +57,7 @@ static void find_matches(const Regex& re, std::string_view s, std::vector<Segmen
     int rc = re.jit ? pcre2_jit_match(re.code, subject, s.size(), at, PCRE2_NO_UTF_CHECK, scratch.md, scratch.mc)
                     : pcre2_match(re.code, subject, s.size(), at, PCRE2_NO_UTF_CHECK, scratch.md, scratch.mc);
     if (rc == PCRE2_ERROR_NOMATCH) break;
-    if (rc < 0) throw std::runtime_error("regex match failed (PCRE2 error " + std::to_string(rc) + ")");
+    if (rc < 0) fail("tokenizer: Split regex match failed (PCRE2 error {})", rc);
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(scratch.md);
     size_t b = ov[0], e = ov[1];
     if (e == b) {  // empty match: skip one char
@@ -117,36 +117,43 @@ void PreTokenizer::split(std::string_view s, std::vector<std::string_view>& word
   }
 }
 
-static void parse_into(const json& j, PreTokenizer& p) {
+static void parse_into(const json& j, const std::string& what, PreTokenizer& p) {
   if (j.is_null()) return;
-  std::string type = j.at("type");
+  const JsonObject f(j, what);
+  const std::string type = f.string("type");
   if (type == "Sequence") {
-    for (const auto& q : j.at("pretokenizers")) parse_into(q, p);
+    const json& qs = f.array("pretokenizers");
+    for (size_t i = 0; i < qs.size(); ++i) parse_into(qs[i], fmt::format("{}: pretokenizers[{}]", what, i), p);
   } else if (type == "Split") {
     SplitStep st;
-    const json& pat = j.at("pattern");
-    if (pat.contains("Regex")) st.re = std::make_shared<Regex>(pat["Regex"].get<std::string>(), false);
-    else st.re = std::make_shared<Regex>(pat.at("String").get<std::string>(), true);
-    std::string b = j.at("behavior");
+    const JsonObject pat = f.object("pattern");
+    const bool literal = !pat.has("Regex");
+    const std::string pattern = literal ? pat.string("String") : pat.string("Regex");
+    try {
+      st.re = std::make_shared<Regex>(pattern, literal);
+    } catch (const Error& e) {
+      fail("{}: {}", what, e.what());
+    }
+    const std::string b = f.string("behavior");
     if (b == "Isolated") st.behavior = SplitStep::Isolated;
     else if (b == "Removed") st.behavior = SplitStep::Removed;
     else if (b == "MergedWithPrevious") st.behavior = SplitStep::MergedWithPrevious;
     else if (b == "MergedWithNext") st.behavior = SplitStep::MergedWithNext;
-    else throw std::runtime_error("unsupported Split behavior " + b);
-    st.invert = j.value("invert", false);
+    else fail("{}: Split behavior \"{}\" is not supported", what, b);
+    st.invert = f.boolean_or("invert", false);
     p.steps.push_back(std::move(st));
   } else if (type == "ByteLevel") {
-    if (j.value("add_prefix_space", false)) throw std::runtime_error("unsupported ByteLevel add_prefix_space=true");
-    if (j.value("use_regex", true)) p.steps.push_back({std::make_shared<Regex>(kGpt2Pattern, false)});
+    if (f.boolean_or("add_prefix_space", false)) fail("{}: ByteLevel add_prefix_space=true is not supported", what);
+    if (f.boolean_or("use_regex", true)) p.steps.push_back({std::make_shared<Regex>(kGpt2Pattern, false)});
     p.byte_level = true;
   } else {
-    throw std::runtime_error("unsupported pre_tokenizer " + type);
+    fail("{}: pre_tokenizer type \"{}\" is not supported", what, type);
   }
 }
 
-PreTokenizer parse_pre_tokenizer(const json& j) {
+PreTokenizer parse_pre_tokenizer(const json& j, const std::string& what) {
   PreTokenizer p;
-  parse_into(j, p);
+  parse_into(j, what, p);
   return p;
 }
 

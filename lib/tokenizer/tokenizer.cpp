@@ -141,31 +141,39 @@ struct Tokenizer::Impl {
   }
 };
 
-static void parse_post_processor(const json& j, Tokenizer::Impl& t, bool& has_template) {
+static void parse_post_processor(const json& j, const std::string& what, Tokenizer::Impl& t, bool& has_template) {
   if (j.is_null()) return;
-  std::string type = j.at("type");
+  const JsonObject f(j, what);
+  const std::string type = f.string("type");
   if (type == "Sequence") {
-    for (const auto& p : j.at("processors")) parse_post_processor(p, t, has_template);
+    const json& ps = f.array("processors");
+    for (size_t i = 0; i < ps.size(); ++i)
+      parse_post_processor(ps[i], fmt::format("{}: processors[{}]", what, i), t, has_template);
   } else if (type == "TemplateProcessing") {
     has_template = true;
     bool seen_a = false;
-    for (const auto& item : j.at("single")) {
-      if (item.contains("Sequence")) { seen_a = true; continue; }
-      std::string name = item.at("SpecialToken").at("id");
-      for (const auto& id : j.at("special_tokens").at(name).at("ids")) (seen_a ? t.suffix : t.prefix).push_back(id);
+    const JsonObject specials = f.object("special_tokens");
+    const json& single = f.array("single");
+    for (size_t i = 0; i < single.size(); ++i) {
+      const JsonObject item(single[i], fmt::format("{}: single[{}]", what, i));
+      if (item.has("Sequence")) { seen_a = true; continue; }
+      const std::string name = item.object("SpecialToken").string("id");
+      if (!specials.has(name)) fail("{}: special token \"{}\" is not in special_tokens", what, name);
+      const JsonObject special = specials.object(name);
+      for (const auto& id : special.array("ids"))
+        (seen_a ? t.suffix : t.prefix).push_back(int32_t(json_integer(id, special.path("ids") + " element", 0, INT32_MAX)));
     }
   } else if (type != "ByteLevel") {
-    throw std::runtime_error("unsupported post_processor " + type);
+    fail("{}: post_processor type \"{}\" is not supported", what, type);
   }
 }
 
 // A token in tokenizer_config.json: a string, {"content": ...} or null.
-static std::string config_token(const json& c, const char* key) {
-  if (!c.contains(key)) return {};
-  const json& v = c[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content")) return v["content"].get<std::string>();
-  return {};
+static std::string config_token(const JsonObject& c, const char* key) {
+  if (!c.has(key)) return {};
+  const json& v = c.get(key);
+  if (v.is_object()) return JsonObject(v, c.path(key)).string_or("content", "");
+  return json_string(v, fmt::format("{}: field \"{}\"", c.what(), key));
 }
 
 Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
@@ -180,6 +188,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
     std::string top, sub, key;  // keys at depth 1 and 2, and the pending vocab key
     bool pending_first = false;  // inside a ["a", "b"] merge after "a"
     using E = json::parse_event_t;
+    const std::string where = path.string();
     std::string text = read_file(path);
     vocab.reserve(text.size() / 16);  // upper bounds; untouched capacity costs nothing
     merges.reserve(text.size() / 16);
@@ -191,33 +200,44 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
         return true;
       }
       if (depth < 3 || top != "model") return true;
-      if (ev == E::value && depth == 3 && sub == "vocab") return vocab.emplace_back(std::move(key), v.get<int32_t>()), false;
+      if (ev == E::value && depth == 3 && sub == "vocab") {
+        const int64_t id = json_integer(v, fmt::format("{}: model: vocab[\"{}\"]", where, key), 0, INT32_MAX);
+        return vocab.emplace_back(std::move(key), int32_t(id)), false;
+      }
       if (sub != "merges") return true;
       if (ev == E::value && depth == 3) {  // "a b"
-        const std::string& s = v.get_ref<const std::string&>();
+        const std::string s = json_string(v, fmt::format("{}: model: merges[{}]", where, merges.size()));
         size_t sp = s.find(' ');
-        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) throw std::runtime_error("bad merge \"" + s + "\"");
+        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+          fail("{}: model: merges[{}] \"{}\" is not two tokens separated by one space", where, merges.size(), s);
         merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
         return false;
       }
       if (ev == E::value && depth == 4) {  // ["a", "b"]
-        auto& s = v.get_ref<std::string&>();
+        const size_t at = pending_first ? merges.size() - 1 : merges.size();
+        std::string s = json_string(v, fmt::format("{}: model: merges[{}] element", where, at));
         if (pending_first) merges.back().second = std::move(s), pending_first = false;
         else merges.emplace_back(std::move(s), std::string()), pending_first = true;
         return false;
       }
       return !(ev == E::array_end && depth == 3);  // drop the emptied ["a", "b"]
     });
-    t.normalizer = parse_normalizer(j.value("normalizer", json()));
-    t.pre = parse_pre_tokenizer(j.value("pre_tokenizer", json()));
-    t.bpe.load(j.at("model"), vocab, merges, t.pre.byte_level);
-    t.decoder = parse_decoder(j.value("decoder", json()));
-    parse_post_processor(j.value("post_processor", json()), t, has_template);
+    const JsonObject top_level(j, where);
+    static const json none;
+    auto section = [&](const char* k) -> const json& { return top_level.has(k) ? top_level.get(k) : none; };
+    t.normalizer = parse_normalizer(section("normalizer"), top_level.path("normalizer"));
+    t.pre = parse_pre_tokenizer(section("pre_tokenizer"), top_level.path("pre_tokenizer"));
+    t.bpe.load(top_level.get("model"), top_level.path("model"), vocab, merges, t.pre.byte_level);
+    t.decoder = parse_decoder(section("decoder"), top_level.path("decoder"));
+    parse_post_processor(section("post_processor"), top_level.path("post_processor"), t, has_template);
     t.vocab_size = int64_t(t.bpe.pieces.size());
-    for (const auto& a : j.value("added_tokens", json::array())) {
-      AddedToken tok{a.at("content"), a.at("id"), a.value("special", false), a.value("normalized", true),
-                     a.value("lstrip", false), a.value("rstrip", false)};
-      if (a.value("single_word", false)) log::warn("{}: added token {} has single_word=true, which is ignored", path.string(), tok.content);
+    const json& added = top_level.array_or_empty("added_tokens");
+    const int64_t max_added_id = t.vocab_size + int64_t(added.size()) + 65536;  // as for the vocab (bpe.cpp)
+    for (size_t i = 0; i < added.size(); ++i) {
+      const JsonObject a(added[i], fmt::format("{}: added_tokens[{}]", where, i));
+      AddedToken tok{a.string("content"), int32_t(a.integer("id", 0, max_added_id)), a.boolean_or("special", false),
+                     a.boolean_or("normalized", true), a.boolean_or("lstrip", false), a.boolean_or("rstrip", false)};
+      if (a.boolean_or("single_word", false)) log::warn("{}: added token {} has single_word=true, which is ignored", path.string(), tok.content);
       int32_t index = int32_t(t.added.size());
       t.added_by_id[tok.id] = index;
       t.vocab_size = std::max<int64_t>(t.vocab_size, tok.id + 1);
@@ -237,14 +257,9 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
   }
 
   auto cpath = dir / "tokenizer_config.json";
-  json cfg = json::object();
-  if (std::filesystem::exists(cpath)) {
-    try {
-      cfg = json::parse(read_file(cpath));
-    } catch (const json::exception& e) {
-      fail("cannot parse {}: {}", cpath.string(), e.what());
-    }
-  }
+  json cfg_json = json::object();
+  if (std::filesystem::exists(cpath)) cfg_json = read_json_file(cpath);
+  const JsonObject cfg(cfg_json, cpath.string());
   std::string bos = config_token(cfg, "bos_token"), eos = config_token(cfg, "eos_token");
   t.bos = bos.empty() ? (t.prefix.empty() ? -1 : t.prefix.front()) : t.token_id(bos);
   t.eos = eos.empty() ? (t.suffix.empty() ? -1 : t.suffix.back()) : t.token_id(eos);
@@ -252,12 +267,11 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
   if (!eos.empty() && t.eos < 0) fail("{}: eos_token {} is not in the vocabulary", cpath.string(), eos);
   // Without a template, tokenizer_config.json's add_bos_token/add_eos_token decide (transformers 4.x).
   if (!has_template) {
-    if (cfg.value("add_bos_token", false) && t.bos >= 0) t.prefix = {t.bos};
-    if (cfg.value("add_eos_token", false) && t.eos >= 0) t.suffix = {t.eos};
+    if (cfg.boolean_or("add_bos_token", false) && t.bos >= 0) t.prefix = {t.bos};
+    if (cfg.boolean_or("add_eos_token", false) && t.eos >= 0) t.suffix = {t.eos};
   }
-  t.add_bos = cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()
-                  ? cfg["add_bos_token"].get<bool>() && t.bos >= 0 && !t.prefix.empty()
-                  : !t.prefix.empty() && t.prefix.front() == t.bos;
+  t.add_bos = cfg.has("add_bos_token") ? cfg.boolean("add_bos_token") && t.bos >= 0 && !t.prefix.empty()
+                                       : !t.prefix.empty() && t.prefix.front() == t.bos;
   Tokenizer out;
   out.impl_ = std::move(impl);
   return out;

@@ -176,3 +176,131 @@ TEST_CASE("bad flag value") {
 TEST_CASE("unknown subcommand") {
   expect_one_line_error({"frobnicate"}, "frobnicate");
 }
+
+// ---- malformed JSON fields, token ids and input files: exit code 1 (bad input), never 3 (internal error) ----
+namespace {
+// The contract above plus exit code 1, with `stdin_text` fed to the command.
+void expect_bad_input(const std::vector<std::string>& args, const std::string& must_name,
+                      const std::string& stdin_text = "") {
+  auto r = run_llmopt(args, stdin_text);
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.signal == 0);
+  CHECK(r.out.empty());
+  REQUIRE(!r.err.empty());
+  CHECK(r.err.back() == '\n');
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(r.err.find(must_name) != std::string::npos);
+}
+
+// A directory with stories260K's tokenizer.json and tokenizer_config.json, tokenizer.json edited through fn.
+fs::path tokenizer_copy(const std::string& tag, const std::function<void(nlohmann::json&)>& fn) {
+  fs::path d = llmopt::test::temp_dir(tag);
+  fs::path src = llmopt::test::shared_dir() / "models/stories260K";
+  fs::copy_file(src / "tokenizer_config.json", d / "tokenizer_config.json");
+  auto j = nlohmann::json::parse(slurp(src / "tokenizer.json"));
+  fn(j);
+  spit(d / "tokenizer.json", j.dump());
+  return d;
+}
+
+void expect_bad_tokenizer(const fs::path& d, const std::string& must_name) {
+  expect_bad_input({"tokenize", d.string()}, must_name, "Once upon a time\n");
+  expect_bad_input({"detokenize", d.string()}, must_name, "1 2 3\n");
+}
+}  // namespace
+
+TEST_CASE("tokenizer.json without a model") {
+  expect_bad_tokenizer(tokenizer_copy("tok_nomodel", [](auto& j) { j.erase("model"); }), "\"model\"");
+}
+
+TEST_CASE("tokenizer.json with a model that is not an object") {
+  expect_bad_tokenizer(tokenizer_copy("tok_modelstr", [](auto& j) { j["model"] = "BPE"; }), "model");
+}
+
+TEST_CASE("tokenizer.json vocab id of the wrong type") {
+  expect_bad_tokenizer(tokenizer_copy("tok_vocabtype", [](auto& j) { j["model"]["vocab"]["<unk>"] = "zero"; }),
+                       "vocab[\"<unk>\"]");
+}
+
+TEST_CASE("tokenizer.json vocab ids out of range") {
+  expect_bad_tokenizer(tokenizer_copy("tok_vocabneg", [](auto& j) { j["model"]["vocab"]["<unk>"] = -3; }), "<unk>");
+  expect_bad_tokenizer(tokenizer_copy("tok_vocabhuge", [](auto& j) { j["model"]["vocab"]["<unk>"] = int64_t(1) << 40; }),
+                       "<unk>");
+  // fits in 32 bits but would allocate ~2^31 pieces
+  expect_bad_tokenizer(tokenizer_copy("tok_vocabbig", [](auto& j) { j["model"]["vocab"]["<unk>"] = 2147483647; }),
+                       "<unk>");
+}
+
+TEST_CASE("tokenizer.json with bad merges") {
+  expect_bad_tokenizer(tokenizer_copy("tok_mergenum", [](auto& j) { j["model"]["merges"] = {1, 2}; }), "merges[0]");
+  expect_bad_tokenizer(tokenizer_copy("tok_mergeone", [](auto& j) { j["model"]["merges"] = {"abc"}; }), "abc");
+  expect_bad_tokenizer(tokenizer_copy("tok_mergeunk", [](auto& j) { j["model"]["merges"] = {"zzq qqz"}; }),
+                       "not in vocab");
+}
+
+TEST_CASE("tokenizer.json added_tokens of the wrong shape") {
+  expect_bad_tokenizer(tokenizer_copy("tok_addedstr", [](auto& j) { j["added_tokens"] = "none"; }), "added_tokens");
+  expect_bad_tokenizer(tokenizer_copy("tok_addedid", [](auto& j) { j["added_tokens"][0]["id"] = "0"; }),
+                       "added_tokens[0]");
+  expect_bad_tokenizer(tokenizer_copy("tok_addedbig", [](auto& j) { j["added_tokens"][0]["id"] = int64_t(1) << 40; }),
+                       "added_tokens[0]");
+  expect_bad_tokenizer(tokenizer_copy("tok_addednocontent", [](auto& j) { j["added_tokens"][0].erase("content"); }),
+                       "content");
+}
+
+TEST_CASE("tokenizer.json sections of the wrong type") {
+  expect_bad_tokenizer(tokenizer_copy("tok_normnum", [](auto& j) { j["normalizer"] = 5; }), "normalizer");
+  expect_bad_tokenizer(tokenizer_copy("tok_normtype", [](auto& j) { j["normalizer"] = {{"type", 5}}; }), "type");
+  expect_bad_tokenizer(tokenizer_copy("tok_decarr", [](auto& j) { j["decoder"] = {1, 2}; }), "decoder");
+  expect_bad_tokenizer(tokenizer_copy("tok_regex", [](auto& j) {
+                         j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "("}}}, {"behavior", "Isolated"}};
+                       }),
+                       "pre_tokenizer");
+}
+
+TEST_CASE("tokenizer_config.json of the wrong shape") {
+  fs::path d = tokenizer_copy("tokcfg_bos", [](auto&) {});
+  spit(d / "tokenizer_config.json", R"({"bos_token": 5})");
+  expect_bad_tokenizer(d, "bos_token");
+  spit(d / "tokenizer_config.json", "[1, 2]");
+  expect_bad_tokenizer(d, "tokenizer_config.json");
+}
+
+TEST_CASE("config.json fields of the wrong type or range") {
+  struct Case { const char* key; nlohmann::json value; };
+  for (const Case& c : {Case{"hidden_size", "abc"}, Case{"hidden_size", -64}, Case{"intermediate_size", 0},
+                        Case{"num_hidden_layers", int64_t(1) << 40}, Case{"vocab_size", 1.5},
+                        Case{"max_position_embeddings", -1}, Case{"rms_norm_eps", "small"},
+                        Case{"eos_token_id", "</s>"}, Case{"tie_word_embeddings", "yes"}}) {
+    INFO(c.key << " = " << c.value.dump());
+    fs::path d = model_copy("cfgfield");
+    edit_config(d, [&](auto& j) { j[c.key] = c.value; });
+    expect_bad_input({"inspect", d.string()}, c.key);
+  }
+}
+
+TEST_CASE("config.json quantization_config of the wrong shape") {
+  for (const nlohmann::json& qc : {nlohmann::json("gptq"), nlohmann::json{{"quant_method", 5}},
+                                   nlohmann::json{{"quant_method", "gptq"}, {"bits", "four"}}}) {
+    INFO(qc.dump());
+    fs::path d = model_copy("cfgqc");
+    edit_config(d, [&](auto& j) { j["quantization_config"] = qc; });
+    expect_bad_input({"inspect", d.string()}, "quantization_config");
+  }
+}
+
+TEST_CASE("detokenize: ids that are not numbers or overflow") {
+  fs::path m = llmopt::test::shared_dir() / "models/stories260K";
+  expect_bad_input({"detokenize", m.string()}, "99999999999999999999", "1 99999999999999999999\n");
+  expect_bad_input({"detokenize", m.string()}, "abc", "abc\n");
+  expect_bad_input({"detokenize", m.string()}, "12x", "12x 3\n");
+  expect_bad_input({"detokenize", m.string()}, "-1", "-1\n");
+}
+
+TEST_CASE("a directory where a text file is expected") {
+  fs::path m = llmopt::test::shared_dir() / "models/stories260K";
+  fs::path d = llmopt::test::temp_dir("textdir");
+  expect_bad_input({"generate", m.string(), "--prompts-file", d.string()}, d.string());
+  expect_bad_input({"eval", m.string(), "--ppl", d.string()}, d.string());
+}

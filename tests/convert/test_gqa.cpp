@@ -64,8 +64,7 @@ fs::path permuted_copy(const fs::path& src, const std::vector<int64_t>& perm, co
   convert::LayerGroups gs;
   for (int64_t j : perm) gs.push_back({j});
   fs::path out = test::temp_dir(tag);
-  convert::write_grouped_tensors(ck, convert::KvGroups(size_t(ck.config.num_hidden_layers), gs), out, 1ull << 40);
-  fs::copy_file(src / "config.json", out / "config.json");
+  convert::write_grouped_checkpoint(ck, convert::KvGroups(size_t(ck.config.num_hidden_layers), gs), out, 1ull << 40);
   return out;
 }
 

@@ -1,24 +1,25 @@
 // Dense matmul y = x·Wᵀ (+b) with W in its stored dtype. Threads split W's rows into blocks; each
 // block is widened to fp32 once (bf16/f16) and multiplied against all n input rows by Eigen, so
 // a decode step reads every weight once for the whole batch.
+// Compiled once per instruction set (variant.h); the checked entry points are in dispatch.cpp.
+#include "lib/backend/cpu/variant.h"
+
 #include <Eigen/Core>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 #include <algorithm>
-#include <vector>
 
-#include "lib/backend/cpu/kernels.h"
-#include "lib/core/error.h"
+#include "lib/backend/cpu/dispatch.h"
 #include "lib/core/threads.h"
 
-namespace llmopt::backend {
+namespace llmopt::backend::LLMOPT_CPU_NS {
 namespace {
 
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Widens `count` elements of w starting at element `offset` into dst.
+// Widens `count` elements of w starting at element `offset` into dst (dtype checked by the dispatcher).
 void widen(const DenseMatrix& w, int64_t offset, int64_t count, float* dst) {
   switch (w.dtype) {
     case DType::BF16: {
@@ -37,8 +38,7 @@ void widen(const DenseMatrix& w, int64_t offset, int64_t count, float* dst) {
       for (; i < count; ++i) dst[i] = f16_to_f32(s[i]);
       break;
     }
-    case DType::F32: std::copy_n(static_cast<const float*>(w.data) + offset, count, dst); break;
-    default: fail("matmul: unsupported weight dtype {}", dtype_name(w.dtype));
+    default: std::copy_n(static_cast<const float*>(w.data) + offset, count, dst); break;  // F32
   }
 }
 
@@ -100,8 +100,6 @@ void small_n(const DenseMatrix& w, const float* bias, const float* x, int64_t n,
 void dense_row(const DenseMatrix& w, int64_t r, float* out) { widen(w, r * w.cols, w.cols, out); }
 
 void matmul_dense(const DenseMatrix& w, const float* bias, const float* x, int64_t n, float* y) {
-  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16)
-    fail("matmul: unsupported weight dtype {}", dtype_name(w.dtype));
   const int64_t R = w.rows, C = w.cols;
   if (n <= 0 || R <= 0) return;
 #if defined(__AVX512F__)
@@ -122,16 +120,16 @@ void matmul_dense(const DenseMatrix& w, const float* bias, const float* x, int64
   const int64_t nblocks = (R + rb - 1) / rb;
   Eigen::Map<const RowMat> X(x, n, C);
   parallel_for(nblocks, [&](int64_t b0, int64_t b1) {
-    thread_local std::vector<float> buf;
+    thread_local Scratch<float> buf;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t r0 = b * rb, nr = std::min(rb, R - r0);
       const float* wp;
       if (w.dtype == DType::F32) {
         wp = static_cast<const float*>(w.data) + r0 * C;
       } else {
-        buf.resize(size_t(nr * C));
-        widen(w, r0 * C, nr * C, buf.data());
-        wp = buf.data();
+        float* b = buf.get(size_t(nr * C));
+        widen(w, r0 * C, nr * C, b);
+        wp = b;
       }
       Eigen::Map<const RowMat> W(wp, nr, C);
       Eigen::Map<RowMat, 0, Eigen::OuterStride<>> Y(y + r0, n, nr, Eigen::OuterStride<>(R));
@@ -143,4 +141,4 @@ void matmul_dense(const DenseMatrix& w, const float* bias, const float* x, int64
   });
 }
 
-}  // namespace llmopt::backend
+}  // namespace llmopt::backend::LLMOPT_CPU_NS

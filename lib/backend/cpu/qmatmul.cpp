@@ -2,23 +2,23 @@
 // dequantized into a per-thread fp32 buffer (tile rows × cols) and multiplied against all n inputs by Eigen,
 // so the weight is read once per call and never expanded whole. W8A8 quantizes the inputs per token and
 // runs int8·uint8 → int32 dot products over the same tiles of codes.
-#include "lib/backend/cpu/qmatmul.h"
+// Compiled once per instruction set (variant.h); the checked entry points are in dispatch.cpp.
+#include "lib/backend/cpu/variant.h"
 
 #include <Eigen/Core>
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
-#include "lib/core/error.h"
+#include "lib/backend/cpu/dispatch.h"
 #include "lib/core/threads.h"
 
-namespace llmopt::backend {
+namespace llmopt::backend::LLMOPT_CPU_NS {
 namespace {
 
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Row r's codes, one byte each, in stored column order.
+// Row r's codes, one byte each, in stored column order (bits checked by the dispatcher).
 void unpack_row(const QuantMatrix& w, int64_t r, uint8_t* q) {
   const uint8_t* b = w.codes + r * w.row_bytes();
   const int64_t C = w.cols;
@@ -32,7 +32,6 @@ void unpack_row(const QuantMatrix& w, int64_t r, uint8_t* q) {
       for (int64_t j = 0; j < C; ++j) q[j] = (b[j / 4] >> ((j % 4) * 2)) & 3;
       return;
   }
-  fail("quantized matmul: {} bits is not supported", w.bits);
 }
 
 // Row r dequantized in stored column order.
@@ -43,15 +42,6 @@ void dequant_row_stored(const QuantMatrix& w, int64_t r, uint8_t* q, float* out)
     const int z = w.zeros[r * w.n_groups + g];
     for (int64_t j = w.groups[g]; j < w.groups[g + 1]; ++j) out[j] = s * float(int(q[j]) - z);
   }
-}
-
-void check(const QuantMatrix& w) {
-  if (w.bits != 2 && w.bits != 3 && w.bits != 4 && w.bits != 8)
-    fail("quantized matmul: {} bits is not supported (2, 3, 4, 8)", w.bits);
-  if (w.int8_activations && w.bits != 8) fail("quantized matmul: int8 activations need 8-bit weights, got {}", w.bits);
-  if (!w.codes || !w.groups || !w.scales || !w.zeros || w.n_groups <= 0 || w.groups[0] != 0 ||
-      w.groups[w.n_groups] != w.cols)
-    fail("quantized matmul: malformed {}x{} quantized weight", w.rows, w.cols);
 }
 
 // Per-token symmetric int8: s = max|x| / 127, q = round_half_even(x / s) in double.
@@ -69,19 +59,19 @@ void quantize_tokens(const float* x, int64_t n, int64_t C, int8_t* xq, double* s
 
 void matmul_w8a8(const QuantMatrix& w, const float* bias, const float* x, int64_t n, float* y) {
   const int64_t R = w.rows, C = w.cols, G = w.n_groups;
-  std::vector<int8_t> xq(static_cast<size_t>(n * C));
-  std::vector<double> sx(static_cast<size_t>(n));
-  quantize_tokens(x, n, C, xq.data(), sx.data());
-  std::vector<int32_t> gsum(static_cast<size_t>(n * G), 0);  // Σ x_q per group: the zero point's share of the dot
+  std::unique_ptr<int8_t[]> xq(new int8_t[size_t(n * C)]);
+  std::unique_ptr<double[]> sx(new double[size_t(n)]);
+  quantize_tokens(x, n, C, xq.get(), sx.get());
+  std::unique_ptr<int32_t[]> gsum(new int32_t[size_t(n * G)]());  // Σ x_q per group: the zero point's share
   for (int64_t i = 0; i < n; ++i)
     for (int64_t g = 0; g < G; ++g)
       for (int64_t j = w.groups[g]; j < w.groups[g + 1]; ++j) gsum[i * G + g] += xq[i * C + j];
   parallel_for(R, [&](int64_t r0, int64_t r1) {
-    std::vector<uint8_t> q(static_cast<size_t>(C));
+    std::unique_ptr<uint8_t[]> q(new uint8_t[size_t(C)]);
     for (int64_t r = r0; r < r1; ++r) {
-      unpack_row(w, r, q.data());
+      unpack_row(w, r, q.get());
       for (int64_t i = 0; i < n; ++i) {
-        const int8_t* xi = xq.data() + i * C;
+        const int8_t* xi = xq.get() + i * C;
         double acc = 0;
         for (int64_t g = 0; g < G; ++g) {
           int32_t d = 0;
@@ -98,41 +88,40 @@ void matmul_w8a8(const QuantMatrix& w, const float* bias, const float* x, int64_
 }  // namespace
 
 void dequant_rows(const QuantMatrix& w, int64_t r0, int64_t nr, float* out) {
-  check(w);
   const int64_t C = w.cols;
-  std::vector<uint8_t> q(static_cast<size_t>(C));
-  std::vector<float> row(static_cast<size_t>(C));
+  std::unique_ptr<uint8_t[]> q(new uint8_t[size_t(C)]);
+  std::unique_ptr<float[]> row(new float[size_t(C)]);
   for (int64_t r = 0; r < nr; ++r) {
-    dequant_row_stored(w, r0 + r, q.data(), row.data());
+    dequant_row_stored(w, r0 + r, q.get(), row.get());
     float* o = out + r * C;
     if (w.perm)
       for (int64_t j = 0; j < C; ++j) o[w.perm[j]] = row[j];
     else
-      std::copy_n(row.data(), C, o);
+      std::copy_n(row.get(), C, o);
   }
 }
 
 void matmul_quant(const QuantMatrix& w, const float* bias, const float* x, int64_t n, float* y) {
-  check(w);
   const int64_t R = w.rows, C = w.cols;
   if (n <= 0 || R <= 0) return;
-  std::vector<float> xp;  // act-order: the inputs gathered into stored column order
+  std::unique_ptr<float[]> xp;  // act-order: the inputs gathered into stored column order
   if (w.perm) {
-    xp.resize(size_t(n * C));
+    xp.reset(new float[size_t(n * C)]);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < C; ++j) xp[i * C + j] = x[i * C + w.perm[j]];
-    x = xp.data();
+    x = xp.get();
   }
   if (w.int8_activations) return matmul_w8a8(w, bias, x, n, y);
 
   if (n <= 8) {  // decode: each row dequantized into a per-thread buffer and dotted with the n inputs
     parallel_for(R, [&](int64_t r0, int64_t r1) {
-      thread_local std::vector<float> row;
-      thread_local std::vector<uint8_t> q;
-      row.resize(size_t(C)), q.resize(size_t(C));
-      Eigen::Map<const Eigen::VectorXf> wr(row.data(), C);
+      thread_local Scratch<float> row_buf;
+      thread_local Scratch<uint8_t> q_buf;
+      float* row = row_buf.get(size_t(C));
+      uint8_t* q = q_buf.get(size_t(C));
+      Eigen::Map<const Eigen::VectorXf> wr(row, C);
       for (int64_t r = r0; r < r1; ++r) {
-        dequant_row_stored(w, r, q.data(), row.data());
+        dequant_row_stored(w, r, q, row);
         for (int64_t i = 0; i < n; ++i)
           y[i * R + r] = wr.dot(Eigen::Map<const Eigen::VectorXf>(x + i * C, C)) + (bias ? bias[r] : 0.0f);
       }
@@ -145,13 +134,14 @@ void matmul_quant(const QuantMatrix& w, const float* bias, const float* x, int64
   const int64_t nblocks = (R + rb - 1) / rb;
   Eigen::Map<const RowMat> X(x, n, C);
   parallel_for(nblocks, [&](int64_t b0, int64_t b1) {
-    thread_local std::vector<float> buf;
-    thread_local std::vector<uint8_t> q;
-    buf.resize(size_t(rb * C)), q.resize(size_t(C));
+    thread_local Scratch<float> tile_buf;
+    thread_local Scratch<uint8_t> q_buf;
+    float* buf = tile_buf.get(size_t(rb * C));
+    uint8_t* q = q_buf.get(size_t(C));
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t r0 = b * rb, nr = std::min(rb, R - r0);
-      for (int64_t r = 0; r < nr; ++r) dequant_row_stored(w, r0 + r, q.data(), buf.data() + r * C);
-      Eigen::Map<const RowMat> W(buf.data(), nr, C);
+      for (int64_t r = 0; r < nr; ++r) dequant_row_stored(w, r0 + r, q, buf + r * C);
+      Eigen::Map<const RowMat> W(buf, nr, C);
       Eigen::Map<RowMat, 0, Eigen::OuterStride<>> Y(y + r0, n, nr, Eigen::OuterStride<>(R));
       Y.noalias() = X * W.transpose();
       if (bias)
@@ -161,4 +151,4 @@ void matmul_quant(const QuantMatrix& w, const float* bias, const float* x, int64
   });
 }
 
-}  // namespace llmopt::backend
+}  // namespace llmopt::backend::LLMOPT_CPU_NS
