@@ -9,18 +9,13 @@
 
 #include "lib/backend/cpu/kernels.h"
 #include "lib/core/threads.h"
+#include "tests/support/random.h"
 
 using namespace llmopt;
 using namespace llmopt::backend;
 
 namespace {
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 }  // namespace
 
 TEST_CASE("matmul_dense: f32, bf16 and f16 weights, batch 1..300, with and without bias") {

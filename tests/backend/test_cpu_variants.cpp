@@ -11,18 +11,13 @@
 
 #include "lib/backend/cpu/dispatch.h"
 #include "lib/core/threads.h"
+#include "tests/support/random.h"
 
 using namespace llmopt;
 using namespace llmopt::backend;
 
 namespace {
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 
 struct Kernels {
   std::string name;

@@ -15,19 +15,14 @@
 #include "lib/backend/backend.h"
 #include "lib/backend/cpu/qmatmul.h"
 #include "lib/core/threads.h"
+#include "tests/support/random.h"
 
 using namespace llmopt;
 using namespace llmopt::backend;
 
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 
 // Host data mirrored on a backend: upload on construction, download() to read results back.
 struct Buf {
