@@ -1,7 +1,6 @@
 // KV-head grouping by output similarity: Gram matrices of the heads' K/V outputs on calibration text,
 // and a balanced grouping that minimises the error of mean-pooling each group.
 #include <algorithm>
-#include <cstdio>
 #include <limits>
 #include <numeric>
 
@@ -9,6 +8,7 @@
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/calib/runner.h"
+#include "lib/model/arch.h"
 #include "lib/model/forward.h"
 
 namespace llmopt::convert {
@@ -41,9 +41,9 @@ class HeadStatsMethod : public calib::Method {
   void observe(const model::Linear& l, const float* x, int64_t rows, int64_t) override {
     const bool is_k = l.name.ends_with(".k_proj"), is_v = l.name.ends_with(".v_proj");
     if (!is_k && !is_v) return;
-    int layer = -1;
-    if (std::sscanf(l.name.c_str(), "model.layers.%d.", &layer) != 1 || layer < 0 || layer >= int(s.k.size()))
-      fail("kv-head statistics: unexpected linear {}", l.name);
+    const auto name = model::parse_layer_tensor(l.name);
+    const int layer = name ? name->layer : -1;
+    if (layer < 0 || layer >= int(s.k.size())) fail("kv-head statistics: unexpected linear {}", l.name);
     out_.resize(size_t(rows * l.out));
     model::linear_forward(l, x, rows, out_.data());
     add_gram(out_, rows, s.heads, D_, (is_k ? s.k : s.v)[size_t(layer)]);

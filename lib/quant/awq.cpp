@@ -10,6 +10,7 @@
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/threads.h"
+#include "lib/model/arch.h"
 #include "lib/model/weights.h"
 #include "lib/quant/rtn.h"
 
@@ -19,12 +20,9 @@ namespace {
 using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MapC = Eigen::Map<const Mat>;
 
-// "model.layers.3.self_attn.q_proj" → 3, "model.layers.3.", "q_proj"
-int layer_of(const std::string& name) { return std::stoi(name.substr(name.find("layers.") + 7)); }
-std::string layer_prefix(const std::string& name) {
-  const size_t p = name.find("layers.") + 7;
-  return name.substr(0, name.find('.', p) + 1);
-}
+// "model.layers.3.self_attn.q_proj" → "model.layers.3.", "q_proj" (the layer from the architecture table's parser)
+using model::layer_of;
+std::string layer_prefix(const std::string& name) { return model::layer_prefix(layer_of(name)); }
 std::string kind_of(const std::string& name) { return name.substr(name.rfind('.') + 1); }
 
 // Y [n, out] = X Wᵀ + b
