@@ -3,7 +3,6 @@
 // descriptor for every cache kind: plain dtypes now; quantized formats (KIVI, q8_0, ...) and the MLA
 // latent layout become further kinds here, and storage, attention and `inspect` all read it.
 #include <cstdint>
-#include <string>
 
 #include "lib/core/dtype.h"
 
@@ -18,7 +17,6 @@ struct KVFormat {
   int64_t k_row() const { return kv_heads * k_dim; }  // elements of one token's keys in a layer
   int64_t v_row() const { return kv_heads * v_dim; }
   int64_t bytes_per_token() const { return (k_row() + v_row()) * int64_t(dtype_size(dtype)); }  // per layer
-  std::string describe() const;  // e.g. "f32, block 16, 3 kv heads × (64 + 64)"
 };
 
 // A validated format (Error on non-positive sizes or an unsupported dtype).

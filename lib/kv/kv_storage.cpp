@@ -1,14 +1,8 @@
 #include "lib/kv/kv_storage.h"
 
-#include <fmt/format.h>
-
 #include "lib/core/error.h"
 
 namespace llmopt::kv {
-
-std::string KVFormat::describe() const {
-  return fmt::format("{}, block {}, {} kv heads x ({} + {})", dtype_name(dtype), block_size, kv_heads, k_dim, v_dim);
-}
 
 KVFormat make_format(DType dtype, int64_t block_size, int64_t kv_heads, int64_t k_dim, int64_t v_dim) {
   if (dtype != DType::F32) fail("kv cache: dtype {} is not supported (F32)", dtype_name(dtype));
@@ -31,10 +25,6 @@ KVStorage::KVStorage(backend::Backend& b, const KVFormat& f, int n_layers, int64
 KVStorage::~KVStorage() {
   for (void* p : k_) b_->free(p);
   for (void* p : v_) b_->free(p);
-}
-
-size_t KVStorage::bytes() const {
-  return size_t(n_layers()) * size_t(num_blocks_ * f_.block_size) * size_t(f_.bytes_per_token());
 }
 
 backend::KVLayer KVStorage::layer(int l) const {

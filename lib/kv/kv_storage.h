@@ -20,7 +20,6 @@ class KVStorage {
   const KVFormat& format() const { return f_; }
   int n_layers() const { return int(k_.size()); }
   int64_t num_blocks() const { return num_blocks_; }
-  size_t bytes() const;
   backend::Backend& backend() const { return *b_; }
 
   backend::KVLayer layer(int l) const;

@@ -1,5 +1,6 @@
 #include "lib/model/forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -179,25 +180,36 @@ void check_ids(const ModelWeights& w, std::span<const int32_t> ids) {
     if (id < 0 || id >= w.embed.out) fail("token id {} is outside the vocabulary (0..{})", id, w.embed.out - 1);
 }
 
-Tensor weight_tensor(const Linear& l) { return Tensor::matrix(const_cast<void*>(l.data), l.dtype, l.out, l.in); }
+Tensor ids_tensor(std::span<const int32_t> ids) {
+  return Tensor::vector(const_cast<int32_t*>(ids.data()), DType::I32, int64_t(ids.size()));
+}
+
+// x [n, hidden] ← embedding rows of ids
+void embed(backend::Backend& B, const ModelWeights& w, std::span<const int32_t> ids, const Tensor& x) {
+  check_ids(w, ids);
+  B.get_rows(w.embed.weight(), ids_tensor(ids), x);
+}
+
+// logits [rows, vocab] = lm_head(rmsnorm(x[rows])), h [rows, hidden] as scratch
+void head(backend::Backend& B, const ModelConfig& c, const ModelWeights& w, const Tensor& x,
+          std::span<const int32_t> rows, const Tensor& h, const Tensor& logits) {
+  B.get_rows(x, ids_tensor(rows), h);
+  B.rmsnorm(h, vec(w.final_norm), float(c.rms_norm_eps), h);
+  linear_forward(B, w.lm_head, h, logits);
+}
 
 }  // namespace
 
 void embed_tokens(const ModelWeights& w, std::span<const int32_t> ids, float* x) {
-  check_ids(w, ids);
-  const int64_t n = int64_t(ids.size());
-  backend::cpu().get_rows(weight_tensor(w.embed), Tensor::vector(const_cast<int32_t*>(ids.data()), DType::I32, n),
-                          Tensor::f32(x, n, w.embed.in));
+  embed(backend::cpu(), w, ids, Tensor::f32(x, int64_t(ids.size()), w.embed.in));
 }
 
 void final_logits(const ModelConfig& c, const ModelWeights& w, const float* x, std::span<const int64_t> rows,
                   float* logits) {
-  const int64_t H = c.hidden_size, R = int64_t(rows.size());
+  const int64_t H = c.hidden_size, R = int64_t(rows.size()), T = rows.empty() ? 0 : *std::max_element(rows.begin(), rows.end()) + 1;
+  const std::vector<int32_t> r(rows.begin(), rows.end());
   std::vector<float> h(size_t(R * H));
-  for (int64_t i = 0; i < R; ++i) std::copy_n(x + rows[size_t(i)] * H, H, h.data() + i * H);
-  backend::Backend& B = backend::cpu();
-  B.rmsnorm(Tensor::f32(h.data(), R, H), vec(w.final_norm), float(c.rms_norm_eps), Tensor::f32(h.data(), R, H));
-  linear_forward(B, w.lm_head, Tensor::f32(h.data(), R, H), Tensor::f32(logits, R, c.vocab_size));
+  head(backend::cpu(), c, w, Tensor::f32(x, T, H), r, Tensor::f32(h.data(), R, H), Tensor::f32(logits, R, c.vocab_size));
 }
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& b) {
@@ -231,18 +243,15 @@ Tensor Model::forward(const Step& step, kv::KVStorage& cache, const Observer* ob
   if (!step.batch || step.batch->num_tokens != int64_t(step.tokens.size()))
     fail("forward: the attention batch does not cover the step's {} tokens", step.tokens.size());
   const int64_t T = int64_t(step.tokens.size()), R = int64_t(step.logit_rows.size()), H = c.hidden_size;
-  check_ids(w_, step.tokens);
   arena_.reset();
   Arena& A = arena_;
   backend::Backend& B = *b_;
   Tensor x = A.f32(T, H);
-  B.get_rows(weight_tensor(w_.embed), Tensor::vector(const_cast<int32_t*>(step.tokens.data()), DType::I32, T), x);
+  embed(B, w_, step.tokens, x);
   LayerContext ctx{&c, &inv_freq_, {}, &cache, observe, step.batch, &B, &A};
   for (const auto& layer : w_.layers) decoder_layer_forward(ctx, layer, x.f32());
-  Tensor h = A.f32(R, H), logits = A.f32(R, c.vocab_size);
-  B.get_rows(x, Tensor::vector(const_cast<int32_t*>(step.logit_rows.data()), DType::I32, R), h);
-  B.rmsnorm(h, vec(w_.final_norm), float(c.rms_norm_eps), h);
-  linear_forward(B, w_.lm_head, h, logits);
+  const Tensor logits = A.f32(R, c.vocab_size);
+  head(B, c, w_, x, step.logit_rows, A.f32(R, H), logits);
   return logits;
 }
 
