@@ -1,5 +1,8 @@
 #include "lib/model/config.h"
 
+#include "formats/gguf_read.h"
+#include "lib/model/checkpoint.h"
+
 #include <algorithm>
 
 #include "lib/core/error.h"
@@ -172,6 +175,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& src) {
 }
 
 ModelConfig load_config(const std::filesystem::path& dir) {
+  if (is_gguf_file(dir)) return parse_config(gguf_config_json(*gguf::File::open(dir)), dir.string());
   if (!std::filesystem::exists(dir)) fail("model directory {} does not exist", dir.string());
   if (!std::filesystem::is_directory(dir)) fail("{} is not a directory", dir.string());
   auto path = dir / "config.json";
