@@ -46,13 +46,15 @@ void OutputDir::commit(const std::string& config_json_text) {
   writer_->finish();
   write_file_atomic(dst_.path() / "config.json", config_json_text);
   std::error_code list_ec;
-  for (const auto& e : fs::directory_iterator(in_dir_, list_ec)) {
-    if (!e.is_regular_file() || is_weight_file(e.path())) continue;
-    const fs::path to = dst_.path() / e.path().filename();
-    std::error_code ec;
-    fs::copy_file(e.path(), to, ec);
-    if (!ec) fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
-    if (ec) fail("cannot copy {} to {}: {}", e.path().string(), to.string(), ec.message());
+  if (fs::is_directory(in_dir_)) {  // a .gguf checkpoint has no sibling files of its own to copy
+    for (const auto& e : fs::directory_iterator(in_dir_, list_ec)) {
+      if (!e.is_regular_file() || is_weight_file(e.path())) continue;
+      const fs::path to = dst_.path() / e.path().filename();
+      std::error_code ec;
+      fs::copy_file(e.path(), to, ec);
+      if (!ec) fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
+      if (ec) fail("cannot copy {} to {}: {}", e.path().string(), to.string(), ec.message());
+    }
   }
   if (list_ec) fail("cannot list {}: {}", in_dir_.string(), list_ec.message());
   dst_.commit();
