@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <fstream>
 
 #include "lib/core/fsutil.h"
@@ -17,6 +18,15 @@ fs::path smollm2() { return llmopt::test::shared_dir() / "models/smollm2-135m-in
 void write_bytes(const fs::path& p, const std::string& s) {
   std::ofstream f(p, std::ios::binary);
   f.write(s.data(), std::streamsize(s.size()));
+}
+// A safetensors file's bytes after its JSON header; the header's tensor entries without "__metadata__".
+std::pair<std::string, nlohmann::json> data_section(const fs::path& p) {
+  const std::string b = llmopt::read_file(p);
+  uint64_t n = 0;
+  std::memcpy(&n, b.data(), 8);
+  auto h = nlohmann::json::parse(b.substr(8, n));
+  h.erase("__metadata__");
+  return {b.substr(8 + n), h};
 }
 }  // namespace
 
@@ -76,7 +86,38 @@ TEST_CASE("malformed .gguf files: one line naming the file, exit 1, no output") 
       CHECK(r.out.empty());
       CHECK(r.err.find(p.string()) != std::string::npos);
       CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+      CHECK(r.err.find("tokenizer") == std::string::npos);  // the model file is read (and rejected) first
       CHECK_FALSE(fs::exists(dir / "out"));
     }
+  }
+}
+
+TEST_CASE("quantize, prune and convert read a .gguf as the dense model it stores: same weights as from the HF dir") {
+  // testdata/gguf/tiny-qwen2.gguf holds testdata/models/tiny-qwen2's tensors (scripts/golden/gguf_arch_golden.py).
+  const fs::path gg = llmopt::test::testdata_dir() / "gguf" / "tiny-qwen2.gguf";
+  const fs::path hf = llmopt::test::testdata_dir() / "models" / "tiny-qwen2";
+  const fs::path dir = llmopt::test::temp_dir("gguf-compress");
+  const std::vector<std::vector<std::string>> commands = {
+      {"quantize", "--method", "rtn", "--bits", "4", "--group-size", "16", "--format", "compressed-tensors"},
+      {"prune", "--method", "magnitude", "--sparsity", "0.5"},
+      {"convert", "--kv-heads", "1"}};
+  for (const auto& cmd : commands) {
+    INFO(cmd[0]);
+    std::vector<fs::path> outs;
+    for (const fs::path& in : {gg, hf}) {
+      outs.push_back(dir / (cmd[0] + (in == gg ? "-gguf" : "-hf")));
+      std::vector<std::string> args = {"--quiet", cmd[0], in.string(), "-o", outs.back().string()};
+      args.insert(args.end(), cmd.begin() + 1, cmd.end());
+      auto r = run_llmopt(args);
+      INFO(r.err);
+      REQUIRE(r.exit_code == 0);
+    }
+    // The data sections (the headers may differ in __metadata__: the HF file's {"format": "pt"} is carried over).
+    CHECK(data_section(outs[0] / "model.safetensors") == data_section(outs[1] / "model.safetensors"));
+    const auto a = nlohmann::json::parse(llmopt::read_file(outs[0] / "config.json"));
+    const auto b = nlohmann::json::parse(llmopt::read_file(outs[1] / "config.json"));
+    for (const char* k : {"model_type", "num_hidden_layers", "hidden_size", "num_key_value_heads", "vocab_size",
+                          "quantization_config", "sparsity_config"})
+      CHECK(a.value(k, nlohmann::json()) == b.value(k, nlohmann::json()));
   }
 }

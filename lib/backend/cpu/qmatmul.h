@@ -31,9 +31,9 @@ struct QuantMatrix {
   const int64_t* groups = nullptr;
   const float* scales = nullptr;
   const uint8_t* zeros = nullptr;
+  const float* mins = nullptr;
   const int32_t* perm = nullptr;
   bool int8_activations = false;
-  const float* mins = nullptr;  // last, so positional initialisers of the other fields keep their meaning
 
   static int storage_bits(int bits) { return bits == 3 ? 4 : bits == 5 || bits == 6 ? 8 : bits; }
   int storage_bits() const { return storage_bits(bits); }
