@@ -1,13 +1,11 @@
 #include "lib/model/config.h"
 
-#include "formats/gguf_read.h"
-#include "lib/model/checkpoint.h"
-
 #include <algorithm>
 
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/core/json.h"
+#include "lib/model/checkpoint.h"
 
 namespace llmopt::model {
 namespace {
@@ -175,7 +173,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& src) {
 }
 
 ModelConfig load_config(const std::filesystem::path& dir) {
-  if (is_gguf_file(dir)) return parse_config(gguf_config_json(*gguf::File::open(dir)), dir.string());
+  if (is_gguf_file(dir)) return gguf_config(*gguf::File::open(dir));
   if (!std::filesystem::exists(dir)) fail("model directory {} does not exist", dir.string());
   if (!std::filesystem::is_directory(dir)) fail("{} is not a directory", dir.string());
   auto path = dir / "config.json";
