@@ -19,7 +19,7 @@ void write_gguf_side_files(const gguf::File& f, const fs::path& dir) {
                                   std::pair{"tokenizer.ggml.padding_token_id", "pad_token_id"}})
     if (f.has(key)) g[name] = f.integer(key);
   write_file_atomic(dir / "generation_config.json", g.dump(2) + "\n");
-  tok::write_hf_tokenizer(f, dir);
+  if (f.has("tokenizer.ggml.model")) tok::write_hf_tokenizer(f, dir);  // a file without one gives a dir without one
 }
 
 }  // namespace
