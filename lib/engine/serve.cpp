@@ -78,12 +78,12 @@ class Loop {
       if (e.logits() == 0) continue;
       const std::span<const float> lg(logits.f32() + (row + e.logits() - 1) * V, size_t(V));
       row += e.logits();
-      const Live& l = live(e.seq);
+      const size_t req = live(e.seq).req;
       std::vector<int64_t> seqs = {e.seq};
-      if (l.out.ids.empty() && int64_t(s_.tokens(e.seq).size()) == s_.prompt_len(e.seq))
-        for (int64_t j = 1; j < rq_[l.req].n; ++j) {  // the prompt is computed: fork the other samples
+      if (live(e.seq).out.ids.empty() && int64_t(s_.tokens(e.seq).size()) == s_.prompt_len(e.seq))
+        for (int64_t j = 1; j < rq_[req].n; ++j) {  // the prompt is computed: fork the other samples
           seqs.push_back(s_.fork(e.seq));
-          start_sample(seqs.back(), l.req, j);
+          start_sample(seqs.back(), req, j);
         }
       for (int64_t q : seqs) accept(q, lg);
     }
