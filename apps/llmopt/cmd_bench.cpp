@@ -6,6 +6,7 @@
 
 #include <iostream>
 #include <iterator>
+#include <utility>
 
 #include "apps/llmopt/command.h"
 #include "apps/llmopt/engine_flags.h"
@@ -94,11 +95,12 @@ LLMOPT_COMMAND("bench", "Serving throughput: llama-batched-bench table, or offli
                      return run_throughput(*model, o->dir, o->prompts_file, dflt, eo, o->json);
                    }
                    o->b.engine = eo;
-                   if (!o->json) {
-                     fmt::print("|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |\n");
-                     fmt::print("|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|\n");
-                   }
+                   bool header = !o->json;
                    engine::batched_bench(*model, o->b, [&](const engine::BatchedBenchRow& r) {
+                     if (std::exchange(header, false)) {
+                       fmt::print("|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |\n");
+                       fmt::print("|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|\n");
+                     }
                      if (o->json)
                        fmt::print("{}\n", json{{"pp", r.pp}, {"tg", r.tg}, {"pl", r.pl}, {"n_kv", r.n_kv},
                                                {"t_pp", r.t_pp}, {"speed_pp", r.speed_pp}, {"t_tg", r.t_tg},

@@ -36,10 +36,18 @@ RunStats serve_checked(model::Model& m, const std::vector<Request>& rq, const En
 std::vector<BatchedBenchRow> batched_bench(model::Model& m, const BatchedBenchOptions& o,
                                            const std::function<void(const BatchedBenchRow&)>& on_row) {
   std::vector<BatchedBenchRow> rows;
-  for (int64_t pp : o.npp)
+  for (int64_t pp : o.npp)  // every shape checked before anything runs
     for (int64_t tg : o.ntg)
       for (int64_t pl : o.npl) {
         if (pp < 1 || tg < 1 || pl < 1) fail("bench: --npp, --ntg and --npl need values >= 1");
+        EngineOptions eo = o.engine;
+        eo.scheduler.max_seqs = pl;
+        const std::string e = check_request(m.config(), random_requests(m.config().vocab_size, pp, tg, 1, 0)[0], eo, false);
+        if (!e.empty()) fail("bench: PP {} TG {} B {}: {}", pp, tg, pl, e);
+      }
+  for (int64_t pp : o.npp)
+    for (int64_t tg : o.ntg)
+      for (int64_t pl : o.npl) {
         EngineOptions eo = o.engine;
         eo.scheduler.max_seqs = pl;
         eo.scheduler.prefix_caching = false;  // distinct prompts: nothing to share
