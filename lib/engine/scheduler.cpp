@@ -38,6 +38,19 @@ void Scheduler::evict(int64_t seq) {
   s.computed = 0;
 }
 
+// True when a sequence already in this step completes the block that `c` would compute next, with the
+// same tokens up to its end: c then waits one step and adopts it instead of computing it twice.
+bool Scheduler::computes_next_block(const Seq& c) const {
+  const int64_t end = c.computed + cache_->pool().block_size();
+  if (end >= int64_t(c.tokens.size())) return false;  // the block holding the last token is never adopted
+  for (const Entry& e : batch_.entries) {
+    const Seq& x = get(e.seq);
+    if (e.start < end && end <= e.start + e.n && std::equal(c.tokens.begin(), c.tokens.begin() + end, x.tokens.begin()))
+      return true;
+  }
+  return false;
+}
+
 // Running sequences take the budget first, then up to max_admit waiting ones; false (admissions undone)
 // when the cache cannot hold the step.
 bool Scheduler::try_plan(int64_t max_admit, int64_t& admitted) {
@@ -62,6 +75,10 @@ bool Scheduler::try_plan(int64_t max_admit, int64_t& admitted) {
     if (width + s.width > opt_.max_seqs) break;
     s.slot = cache_->add_sequence();
     s.computed = opt_.prefix_caching ? cache_->adopt_prefix(s.slot, s.tokens) : 0;
+    if (opt_.prefix_caching && computes_next_block(s)) {  // FCFS: it and everyone after it wait a step
+      evict(waiting_[size_t(admitted)]);
+      break;
+    }
     take(waiting_[size_t(admitted)]);
     width += s.width;
     ++admitted;

@@ -5,7 +5,8 @@
 // prefill) and shares the forward with other sequences' decode tokens. When the pool cannot hold the
 // step, sequences admitted this step are put back first; then the newest running sequence is preempted:
 // its blocks are freed and it is requeued at the front of the waiting queue, to be recomputed later. FCFS
-// and deterministic: the same calls give the same batches.
+// and deterministic: the same calls give the same batches. With prefix caching a waiting sequence whose
+// next block another sequence of the step is completing (a shared system prompt) waits one step for it.
 //
 // The scheduler keeps each sequence's tokens and how many of them are in the cache; the caller runs the
 // model on the batch, calls computed(), then append()s sampled tokens, fork()s or finish()es sequences.
@@ -98,6 +99,7 @@ class Scheduler {
   const Seq& get(int64_t seq) const { return const_cast<Scheduler*>(this)->get(seq); }
   int64_t first_logit(const Seq& s) const { return int64_t(s.tokens.size()) - 1 - s.draft; }
   bool try_plan(int64_t max_admit, int64_t& admitted);
+  bool computes_next_block(const Seq& c) const;
   void evict(int64_t seq);  // frees a resident sequence's cache, computed = 0
   void fill_batch();
 

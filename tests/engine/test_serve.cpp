@@ -156,6 +156,12 @@ TEST_CASE("prefix caching: a shared system prompt is computed once, with fewer b
   check_same(shared, solo);
   check_same(unshared, solo);
   check_golden(shared, lens, max_new);
+  // all admitted at once under the default budget: the others wait one step for the first one's blocks
+  const Run together = run(rq, {});
+  MESSAGE("default budget: prefix hits " << together.stats.scheduler.prefix_hit_tokens << ", prefill tokens "
+                                         << together.stats.prefill_tokens);
+  CHECK(together.stats.scheduler.prefix_hit_tokens >= 7 * 48);
+  check_same(together, solo);
 }
 
 TEST_CASE("sampled outputs with fixed seeds do not depend on the batch they run in") {
