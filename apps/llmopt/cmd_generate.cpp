@@ -45,6 +45,31 @@ json summary_json(const engine::RunStats& st) {
           {"decode_s", st.decode_s}, {"kv_waste", st.kv_waste}};
 }
 
+// One request per line of --prompts-file, or the one --prompt.
+std::vector<engine::PromptLine> read_requests(const std::string* file_text, const std::string& prompt,
+                                              const engine::Request& dflt, const tok::Tokenizer& tk,
+                                              const model::ModelConfig& c) {
+  if (file_text) return engine::parse_prompts(*file_text, dflt, tk, c);
+  std::vector<engine::PromptLine> lines(1);  // the text may hold any character, newlines included
+  lines[0] = {0, prompt, dflt, ""};
+  lines[0].request.prompt = engine::prompt_ids(tk, c, prompt);
+  lines[0].request.stop_ids = engine::default_stop_ids(tk, c);
+  return lines;
+}
+
+void log_summary(const engine::RunStats& st) {
+  const auto& s = st.scheduler;
+  log::info("{} requests ({} failed): {} tokens in {:.3f} s ({:.1f} tokens/s); prefill: {} tokens in {:.3f} s "
+            "({:.1f} tokens/s); decode: {} tokens in {:.3f} s ({:.1f} tokens/s)",
+            st.requests, st.failed, st.output_tokens, st.wall_s, st.tokens_per_s, st.prefill_tokens, st.prefill_s,
+            st.prefill_s > 0 ? st.prefill_tokens / st.prefill_s : 0.0, st.decode_tokens, st.decode_s,
+            st.decode_s > 0 ? st.decode_tokens / st.decode_s : 0.0);
+  log::info("kv: {} blocks of {} tokens, peak {} in use, {} at the end, waste {:.1f}%; peak running {}, "
+            "prefix hits {} tokens, preemptions {}",
+            st.kv_blocks, st.block_size, s.peak_blocks, st.blocks_in_use_at_end, 100 * st.kv_waste, s.peak_running,
+            s.prefix_hit_tokens, s.preemptions);
+}
+
 }  // namespace
 
 LLMOPT_COMMAND("generate", "Generate text for one prompt or many (continuous batching)",
@@ -89,15 +114,7 @@ LLMOPT_COMMAND("generate", "Generate text for one prompt or many (continuous bat
                    auto model = model::Model::load(o->dir);
                    auto tk = tok::Tokenizer::load(o->dir);
                    const engine::EngineOptions eo = app::engine_options(o->eng, *model);
-                   std::vector<engine::PromptLine> lines;
-                   if (f->count()) {
-                     lines = engine::parse_prompts(text, dflt, tk, model->config());
-                   } else {  // --prompt: one plain request (the text may hold any character)
-                     lines.resize(1);
-                     lines[0] = {0, o->prompt, dflt, ""};
-                     lines[0].request.prompt = engine::prompt_ids(tk, model->config(), o->prompt);
-                     lines[0].request.stop_ids = engine::default_stop_ids(tk, model->config());
-                   }
+                   const auto lines = read_requests(f->count() ? &text : nullptr, o->prompt, dflt, tk, model->config());
                    int failed = 0;
                    auto report_error = [&](const engine::PromptLine& pl, const std::string& err) {
                      ++failed;
@@ -140,16 +157,7 @@ LLMOPT_COMMAND("generate", "Generate text for one prompt or many (continuous bat
                    st.failed = failed;
                    if (o->json) fmt::print("{}\n", dump(json{{"summary", summary_json(st)}}));
                    std::fflush(stdout);
-                   const auto& s = st.scheduler;
-                   log::info("{} requests ({} failed): {} tokens in {:.3f} s ({:.1f} tokens/s); prefill: {} tokens in {:.3f} s "
-                             "({:.1f} tokens/s); decode: {} tokens in {:.3f} s ({:.1f} tokens/s)",
-                             st.requests, st.failed, st.output_tokens, st.wall_s, st.tokens_per_s, st.prefill_tokens,
-                             st.prefill_s, st.prefill_s > 0 ? st.prefill_tokens / st.prefill_s : 0.0, st.decode_tokens,
-                             st.decode_s, st.decode_s > 0 ? st.decode_tokens / st.decode_s : 0.0);
-                   log::info("kv: {} blocks of {} tokens, peak {} in use, {} at the end, waste {:.1f}%; peak running {}, "
-                             "prefix hits {} tokens, preemptions {}",
-                             st.kv_blocks, st.block_size, s.peak_blocks, st.blocks_in_use_at_end, 100 * st.kv_waste,
-                             s.peak_running, s.prefix_hit_tokens, s.preemptions);
+                   log_summary(st);
                    return failed > 0 ? 1 : 0;
                  };
                });
