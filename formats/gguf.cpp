@@ -1,11 +1,3 @@
-// ggml's reference quantizers compute x*id + 8.5f etc. as separate float operations; keep the compiler from
-// fusing them into FMAs (GCC contracts across statements by default for C++), or bytes would differ.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 #include "formats/gguf.h"
 
 #include <nlohmann/json.hpp>
@@ -29,18 +21,7 @@ namespace llmopt::gguf {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// ---- types and blocks ------------------------------------------------------------------------------
-
-const char* type_name(Type t) {
-  switch (t) {
-    case Type::F32: return "F32";
-    case Type::F16: return "F16";
-    case Type::Q4_0: return "Q4_0";
-    case Type::Q4_1: return "Q4_1";
-    case Type::Q8_0: return "Q8_0";
-  }
-  return "?";
-}
+// ---- types ---------------------------------------------------------------------------------------
 
 Type type_from_name(const std::string& s) {
   std::string u = s;
@@ -48,134 +29,6 @@ Type type_from_name(const std::string& s) {
   for (Type t : {Type::F32, Type::F16, Type::Q4_0, Type::Q4_1, Type::Q8_0})
     if (u == type_name(t)) return t;
   fail("unknown GGUF tensor type '{}' (F32, F16, Q8_0, Q4_0, Q4_1)", s);
-}
-
-int64_t block_elems(Type t) { return t == Type::F32 || t == Type::F16 ? 1 : 32; }
-
-size_t block_bytes(Type t) {
-  switch (t) {
-    case Type::F32: return 4;
-    case Type::F16: return 2;
-    case Type::Q4_0: return 18;
-    case Type::Q4_1: return 20;
-    case Type::Q8_0: return 34;
-  }
-  return 0;
-}
-
-size_t row_bytes(Type t, int64_t n) {
-  if (n % block_elems(t) != 0) fail("GGUF {}: a row of {} elements is not a multiple of {}", type_name(t), n, block_elems(t));
-  return size_t(n / block_elems(t)) * block_bytes(t);
-}
-
-static void put_f16(uint8_t* p, float v) {
-  uint16_t h = f32_to_f16(v);
-  std::memcpy(p, &h, 2);
-}
-static float get_f16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
-
-// quantize_row_q8_0_ref: d = amax/127, q = roundf(x/d) (x*id, id = 1/d).
-static void q8_0(const float* x, uint8_t* y) {
-  float amax = 0.0f;
-  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-  const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_f16(y, d);
-  for (int j = 0; j < 32; ++j) y[2 + j] = uint8_t(int8_t(std::round(x[j] * id)));
-}
-
-// quantize_row_q4_0_ref: d = (signed value of largest magnitude) / -8, q = min(15, trunc(x/d + 8.5)).
-static void q4_0(const float* x, uint8_t* y) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < 32; ++j)
-    if (amax < std::fabs(x[j])) amax = std::fabs(x[j]), max = x[j];
-  const float d = max / -8.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_f16(y, d);
-  for (int j = 0; j < 16; ++j) {
-    const float a = x[j] * id, b = x[16 + j] * id;
-    const uint8_t qa = uint8_t(std::min(15, int(int8_t(a + 8.5f))));
-    const uint8_t qb = uint8_t(std::min(15, int(int8_t(b + 8.5f))));
-    y[2 + j] = uint8_t(qa | (qb << 4));
-  }
-}
-
-// quantize_row_q4_1_ref: d = (max - min)/15, m = min, q = min(15, trunc((x - min)/d + 0.5)).
-static void q4_1(const float* x, uint8_t* y) {
-  float min = FLT_MAX, max = -FLT_MAX;
-  for (int j = 0; j < 32; ++j) {
-    if (x[j] < min) min = x[j];
-    if (x[j] > max) max = x[j];
-  }
-  const float d = (max - min) / 15.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_f16(y, d);
-  put_f16(y + 2, min);
-  for (int j = 0; j < 16; ++j) {
-    const float a = (x[j] - min) * id, b = (x[16 + j] - min) * id;
-    const uint8_t qa = uint8_t(std::min(15, int(int8_t(a + 0.5f))));
-    const uint8_t qb = uint8_t(std::min(15, int(int8_t(b + 0.5f))));
-    y[4 + j] = uint8_t(qa | (qb << 4));
-  }
-}
-
-void quantize_row(Type t, const float* x, int64_t n, void* dst) {
-  auto* y = static_cast<uint8_t*>(dst);
-  row_bytes(t, n);
-  switch (t) {
-    case Type::F32: std::memcpy(y, x, size_t(n) * 4); return;
-    case Type::F16:
-      for (int64_t i = 0; i < n; ++i) put_f16(y + 2 * i, x[i]);
-      return;
-    case Type::Q8_0:
-      for (int64_t b = 0; b < n / 32; ++b) q8_0(x + 32 * b, y + 34 * b);
-      return;
-    case Type::Q4_0:
-      for (int64_t b = 0; b < n / 32; ++b) q4_0(x + 32 * b, y + 18 * b);
-      return;
-    case Type::Q4_1:
-      for (int64_t b = 0; b < n / 32; ++b) q4_1(x + 32 * b, y + 20 * b);
-      return;
-  }
-}
-
-void dequantize_row(Type t, const void* src, int64_t n, float* y) {
-  auto* p = static_cast<const uint8_t*>(src);
-  row_bytes(t, n);
-  switch (t) {
-    case Type::F32: std::memcpy(y, p, size_t(n) * 4); return;
-    case Type::F16:
-      for (int64_t i = 0; i < n; ++i) y[i] = get_f16(p + 2 * i);
-      return;
-    case Type::Q8_0:
-      for (int64_t b = 0; b < n / 32; ++b, p += 34) {
-        const float d = get_f16(p);
-        for (int j = 0; j < 32; ++j) y[32 * b + j] = float(int8_t(p[2 + j])) * d;
-      }
-      return;
-    case Type::Q4_0:
-      for (int64_t b = 0; b < n / 32; ++b, p += 18) {
-        const float d = get_f16(p);
-        for (int j = 0; j < 16; ++j) {
-          y[32 * b + j] = float(int(p[2 + j] & 15) - 8) * d;
-          y[32 * b + j + 16] = float(int(p[2 + j] >> 4) - 8) * d;
-        }
-      }
-      return;
-    case Type::Q4_1:
-      for (int64_t b = 0; b < n / 32; ++b, p += 20) {
-        const float d = get_f16(p), m = get_f16(p + 2);
-        for (int j = 0; j < 16; ++j) {
-          y[32 * b + j] = float(p[4 + j] & 15) * d + m;
-          y[32 * b + j + 16] = float(p[4 + j] >> 4) * d + m;
-        }
-      }
-      return;
-  }
 }
 
 Type pick_type(Type want, const std::vector<int64_t>& shape) {
@@ -191,8 +44,9 @@ uint32_t file_type(Type t) {
     case Type::Q4_0: return 2;  // MOSTLY_Q4_0
     case Type::Q4_1: return 3;  // MOSTLY_Q4_1
     case Type::Q8_0: return 7;  // MOSTLY_Q8_0
+    case Type::BF16: return 32; // MOSTLY_BF16
+    default: fail("GGUF export: no file type for {}", type_name(t));
   }
-  return 0;
 }
 
 // ---- metadata --------------------------------------------------------------------------------------
@@ -369,25 +223,46 @@ void Writer::finish() {
 
 // ---- llama -----------------------------------------------------------------------------------------
 
-std::string llama_tensor_name(const std::string& hf) {
-  static const std::map<std::string, std::string> top = {{"model.embed_tokens.weight", "token_embd.weight"},
-                                                         {"model.norm.weight", "output_norm.weight"},
-                                                         {"lm_head.weight", "output.weight"}};
-  static const std::map<std::string, std::string> layer = {
-      {"input_layernorm.weight", "attn_norm.weight"},      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"self_attn.q_proj.weight", "attn_q.weight"},        {"self_attn.k_proj.weight", "attn_k.weight"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},        {"self_attn.o_proj.weight", "attn_output.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},         {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"},         {"self_attn.q_proj.bias", "attn_q.bias"},
-      {"self_attn.k_proj.bias", "attn_k.bias"},            {"self_attn.v_proj.bias", "attn_v.bias"}};
-  if (auto it = top.find(hf); it != top.end()) return it->second;
-  static const std::regex re(R"(model\.layers\.(\d+)\.(.+))");
+namespace {
+// The one HF <-> llama.cpp tensor-name table (convert_hf_to_gguf's tensor map for the llama family).
+const std::pair<const char*, const char*> kTopNames[] = {
+    {"model.embed_tokens.weight", "token_embd.weight"}, {"model.norm.weight", "output_norm.weight"},
+    {"lm_head.weight", "output.weight"}};
+const std::pair<const char*, const char*> kLayerNames[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},   {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},     {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},     {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},      {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},      {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},         {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"}, {"self_attn.k_norm.weight", "attn_k_norm.weight"}};
+
+// `from` (side 0 = HF, 1 = GGUF) to the other side; "" when the table has no such name.
+std::string map_name(const std::string& from, int side) {
+  auto pick = [&](const std::pair<const char*, const char*>& e, int k) { return std::string(k == 0 ? e.first : e.second); };
+  for (auto& e : kTopNames)
+    if (pick(e, side) == from) return pick(e, 1 - side);
+  static const std::regex hf_re(R"(model\.layers\.(\d+)\.(.+))"), gguf_re(R"(blk\.(\d+)\.(.+))");
   std::smatch mt;
-  if (std::regex_match(hf, mt, re)) {
-    if (auto it = layer.find(mt[2].str()); it != layer.end()) return "blk." + mt[1].str() + "." + it->second;
-    if (mt[2].str() == "self_attn.rotary_emb.inv_freq") return "";
-  }
+  if (!std::regex_match(from, mt, side == 0 ? hf_re : gguf_re)) return "";
+  for (auto& e : kLayerNames)
+    if (pick(e, side) == mt[2].str()) return (side == 0 ? "blk." : "model.layers.") + mt[1].str() + "." + pick(e, 1 - side);
+  return "";
+}
+}  // namespace
+
+std::string llama_tensor_name(const std::string& hf) {
+  if (std::string g = map_name(hf, 0); !g.empty()) return g;
+  if (hf.ends_with(".self_attn.rotary_emb.inv_freq")) return "";
   fail("GGUF llama export: no llama.cpp name for tensor {}", hf);
+}
+
+std::string hf_tensor_name(const std::string& gguf_name) { return map_name(gguf_name, 1); }
+std::string gguf_tensor_name(const std::string& hf_name) { return map_name(hf_name, 0); }
+
+int64_t rope_gguf_row(int64_t r, int64_t rows, int n_head) {
+  const int64_t hd = rows / n_head, half = hd / 2, w = r % hd;
+  return r / hd * hd + 2 * (w % half) + w / half;
 }
 
 void permute_rope_rows(const float* src, float* dst, int64_t rows, int64_t cols, int n_head) {

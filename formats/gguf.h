@@ -4,10 +4,7 @@
 // File: "GGUF" u32 version=3, u64 n_tensors, u64 n_kv, KV pairs (u64-length string key, u32 type, value),
 // tensor infos (name, u32 n_dims, u64 ne[] innermost first, u32 ggml type, u64 offset into the data),
 // zero padding to `alignment`, then each tensor's data padded to `alignment`. All little-endian.
-// Block layouts (32 elements per block, as ggml-common.h):
-//   Q8_0: fp16 d, int8 qs[32]                     x = qs[j]*d
-//   Q4_0: fp16 d, uint8 qs[16]                    x[j] = ((qs[j] & 15) - 8)*d, x[j+16] = ((qs[j] >> 4) - 8)*d
-//   Q4_1: fp16 d, fp16 m, uint8 qs[16]            x[j] = (qs[j] & 15)*d + m, x[j+16] = (qs[j] >> 4)*d + m
+// Types and block layouts: formats/gguf_blocks.h; the reader: formats/gguf_read.h.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -16,19 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "formats/gguf_blocks.h"
+
 namespace llmopt::gguf {
 
-enum class Type : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8 };  // ggml_type values
-
-const char* type_name(Type t);          // "F32", "Q4_0", ...
-Type type_from_name(const std::string& s);  // case-insensitive; Error for anything else
-int64_t block_elems(Type t);             // 1 or 32
-size_t block_bytes(Type t);              // 4, 2, 18, 20, 34
-size_t row_bytes(Type t, int64_t n);     // Error if n is not a multiple of the block
-
-// ggml's reference encoders (quantize_row_q*_ref: same d/m, same rounding, bit for bit) and decoders.
-void quantize_row(Type t, const float* x, int64_t n, void* dst);
-void dequantize_row(Type t, const void* src, int64_t n, float* y);
+// A type the writer encodes, by name (case-insensitive): F32, F16, Q8_0, Q4_0, Q4_1; Error for anything else.
+Type type_from_name(const std::string& s);
 
 // The type llama.cpp's converter would store a tensor in when `want` is asked for: F32 for 1-D tensors
 // (norms), F16 when a quantized type's block does not divide the row (e.g. ffn_down with in = 172).
@@ -90,11 +80,19 @@ class Writer {
 // "model.embed_tokens.weight" -> "token_embd.weight", "lm_head.weight" -> "output.weight", ...);
 // "" for names llama.cpp has no use for (rotary_emb.inv_freq).
 std::string llama_tensor_name(const std::string& hf_name);
+// The inverse: GGUF name -> HF name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"), ""
+// for a name the table does not know. Both directions read one table (gguf.cpp).
+std::string hf_tensor_name(const std::string& gguf_name);
+std::string gguf_tensor_name(const std::string& hf_name);  // as llama_tensor_name, "" for an unknown name
 
 // HF q_proj/k_proj rows are in rotate_half order (per head: all real parts, then all imaginary parts);
 // llama.cpp rotates interleaved pairs. dst row h*hd + 2j + t = src row h*hd + t*hd/2 + j
 // (convert_hf_to_gguf's LlamaModel.permute). n_head: attention heads for q, KV heads for k.
 void permute_rope_rows(const float* src, float* dst, int64_t rows, int64_t cols, int n_head);
+// The inverse, row by row: HF row r of such a weight (or bias) is GGUF row rope_gguf_row(r, rows, n_head).
+// Rows are independent, so a block-quantized tensor is un-permuted by moving whole rows of blocks.
+// (llama.cpp permutes for its `llama` architecture only; qwen2/qwen3 rotate in HF order.)
+int64_t rope_gguf_row(int64_t r, int64_t rows, int n_head);
 
 struct Vocab {
   std::vector<std::string> tokens;
