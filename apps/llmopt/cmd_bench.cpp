@@ -1,10 +1,12 @@
-// llmopt bench MODEL_DIR [--npp LIST] [--ntg LIST] [--npl LIST] [--prompts-file FILE|-] [--json]
+// llmopt bench MODEL [--npp LIST] [--ntg LIST] [--npl LIST] [--prompts-file FILE|-] [--json]
 //              [serving flags: engine_flags.h]
 // Without --prompts-file: the llama-batched-bench table; with it: offline throughput over its requests.
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <iterator>
 #include <utility>
 
@@ -29,9 +31,10 @@ int run_throughput(model::Model& m, const std::string& dir, const std::string& f
                    const engine::EngineOptions& eo, bool as_json) {
   const std::string text =
       file == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : read_file(file);
-  auto tk = tok::Tokenizer::load(dir);
+  std::optional<tok::Tokenizer> tk;  // a model directory has one; a .gguf file is read with ids lines only
+  if (std::filesystem::is_directory(dir)) tk = tok::Tokenizer::load(dir);
   std::vector<engine::Request> rq;
-  for (const auto& pl : engine::parse_prompts(text, dflt, tk, m.config())) {
+  for (const auto& pl : engine::parse_prompts(text, dflt, tk ? &*tk : nullptr, m.config())) {
     if (!pl.error.empty()) fail("--prompts-file {}: request {}: {}", file, pl.id.dump(), pl.error);
     rq.push_back(pl.request);
   }
@@ -74,7 +77,7 @@ LLMOPT_COMMAND("bench", "Serving throughput: llama-batched-bench table, or offli
                  };
                  auto o = std::make_shared<Opts>();
                  o->eng.sched.max_batched_tokens = 0;  // batched: B·PP, the whole prefill in one step
-                 sub.add_option("MODEL_DIR", o->dir, "model directory")->required();
+                 sub.add_option("MODEL", o->dir, "model directory or .gguf file")->required();
                  sub.add_option("--npp", o->b.npp, "prompt lengths, comma-separated (default 128)")->delimiter(',');
                  sub.add_option("--ntg", o->b.ntg, "generated lengths (default 128)")->delimiter(',');
                  sub.add_option("--npl", o->b.npl, "parallel sequences (default 1,2,4,8,16,32)")->delimiter(',');

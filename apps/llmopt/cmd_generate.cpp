@@ -49,7 +49,7 @@ json summary_json(const engine::RunStats& st) {
 std::vector<engine::PromptLine> read_requests(const std::string* file_text, const std::string& prompt,
                                               const engine::Request& dflt, const tok::Tokenizer& tk,
                                               const model::ModelConfig& c) {
-  if (file_text) return engine::parse_prompts(*file_text, dflt, tk, c);
+  if (file_text) return engine::parse_prompts(*file_text, dflt, &tk, c);
   std::vector<engine::PromptLine> lines(1);  // the text may hold any character, newlines included
   lines[0] = {0, prompt, dflt, ""};
   lines[0].request.prompt = engine::prompt_ids(tk, c, prompt);

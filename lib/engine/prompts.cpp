@@ -22,7 +22,13 @@ void read_stop(const nlohmann::json& v, Request& r) {
 }
 
 // Fills pl from one JSON line; Error on anything malformed.
-void read_json_line(std::string_view line, const tok::Tokenizer& tk, const model::ModelConfig& c, PromptLine& pl) {
+// The ids of a text prompt (Error without a tokenizer).
+std::vector<int32_t> encode(const tok::Tokenizer* tk, const model::ModelConfig& c, const std::string& text) {
+  if (!tk) fail("a text prompt needs the model's tokenizer.json (give token ids: {{\"ids\": [...]}})");
+  return prompt_ids(*tk, c, text);
+}
+
+void read_json_line(std::string_view line, const tok::Tokenizer* tk, const model::ModelConfig& c, PromptLine& pl) {
   const nlohmann::json j = parse_json(line, "JSON line");
   const JsonObject o(j, "JSON line");
   for (const auto& [k, v] : j.items())
@@ -36,10 +42,10 @@ void read_json_line(std::string_view line, const tok::Tokenizer& tk, const model
     if (r.prompt.empty()) fail("empty prompt: 'ids' has no tokens");
     for (int32_t t : r.prompt)
       if (t < 0 || t >= c.vocab_size) fail("token id {} outside the vocabulary [0, {})", t, c.vocab_size);
-    pl.prompt = tk.decode(r.prompt, true);
+    if (tk) pl.prompt = tk->decode(r.prompt, true);
   } else {
     pl.prompt = o.string("prompt");
-    r.prompt = prompt_ids(tk, c, pl.prompt);
+    r.prompt = encode(tk, c, pl.prompt);
   }
   if (o.has("id")) {
     if (!j["id"].is_string() && !j["id"].is_number_integer()) fail("id must be a string or an integer, got {}", json_kind(j["id"]));
@@ -56,10 +62,13 @@ void read_json_line(std::string_view line, const tok::Tokenizer& tk, const model
 
 }  // namespace
 
-std::vector<PromptLine> parse_prompts(std::string_view text, const Request& defaults, const tok::Tokenizer& tk,
+std::vector<PromptLine> parse_prompts(std::string_view text, const Request& defaults, const tok::Tokenizer* tk,
                                       const model::ModelConfig& c) {
   std::vector<PromptLine> out;
-  const std::vector<int32_t> stops = default_stop_ids(tk, c);
+  std::vector<int32_t> stops;
+  if (tk) stops = default_stop_ids(*tk, c);
+  else
+    for (int64_t e : c.eos_token_ids) stops.push_back(int32_t(e));
   size_t pos = 0;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
@@ -76,7 +85,7 @@ std::vector<PromptLine> parse_prompts(std::string_view text, const Request& defa
         read_json_line(line, tk, c, pl);
       } else {
         pl.prompt = std::string(line);
-        pl.request.prompt = prompt_ids(tk, c, pl.prompt);
+        pl.request.prompt = encode(tk, c, pl.prompt);
       }
     } catch (const Error& e) {
       pl.error = e.what();

@@ -21,8 +21,9 @@ struct PromptLine {
 };
 
 // One PromptLine per line of text. `defaults` gives every field a line leaves out (its prompt unused);
-// stop ids of the model are added to every request's.
-std::vector<PromptLine> parse_prompts(std::string_view text, const Request& defaults, const tok::Tokenizer& tk,
+// stop ids of the model are added to every request's. Without a tokenizer (tk null) only `ids` lines are
+// requests; text lines are errors.
+std::vector<PromptLine> parse_prompts(std::string_view text, const Request& defaults, const tok::Tokenizer* tk,
                                       const model::ModelConfig& c);
 
 }  // namespace llmopt::engine

@@ -4,7 +4,8 @@
 #  2. a shared prefix across 16 requests: offline throughput with and without prefix caching (prefill time);
 #  3. llama.cpp's llama-batched-bench on GGUF=... in the same run when LLAMA_BATCHED_BENCH is set.
 #   scripts/bench/bench_serving.sh LLMOPT_BIN MODEL_DIR [PP] [TG] [PREFIX_TOKENS] [THREADS]
-# env: LLAMA_BATCHED_BENCH=path/to/llama-batched-bench GGUF=model.gguf (optional)
+# env: LLAMA_BATCHED_BENCH=path/to/llama-batched-bench GGUF=model.gguf (optional); TOKENIZER_DIR (default
+# MODEL_DIR; a .gguf MODEL needs a directory with the same tokenizer.json to cut the shared prefix's ids)
 set -euo pipefail
 BIN=$1 M=$2 PP=${3:-128} TG=${4:-128} PREFIX=${5:-256} T=${6:-2}
 NPL=${NPL:-1,2,4,8,16,32}
@@ -26,8 +27,8 @@ for r in rows:
           f'{100 * r["kv_waste"]:.2f}% |')
 PY
 
-# 16 requests: the same PREFIX-token prefix (ids from TinyStories), then 8 tokens of their own
-"$BIN" -q tokenize "$M" < "$TEXT" > /tmp/bench_serving_ids.txt 2>/dev/null || true
+# 16 requests: BOS and the same PREFIX - 1 TinyStories token ids, then 8 ids of their own
+"$BIN" -q tokenize "${TOKENIZER_DIR:-$M}" < "$TEXT" > /tmp/bench_serving_ids.txt
 python3 - "$PREFIX" /tmp/bench_serving_ids.txt > /tmp/bench_serving_prefix.jsonl <<'PY'
 import json, re, sys
 n = int(sys.argv[1])

@@ -111,6 +111,16 @@ TEST_CASE("generate: a tiny KV pool preempts, outputs do not change; --n shares 
   CHECK(jn[0]["samples"][0]["ids"] == jn[0]["ids"]);
   CHECK(jn[0]["samples"][1]["ids"] != jn[0]["samples"][2]["ids"]);
   CHECK(jn[1]["summary"]["peak_running"] == 3);
+
+  // --kv-memory: a block of stories260K is 16 tokens x 5 layers x (K + V: 2 x 4 heads x 8) floats x 4 bytes = 20480 bytes
+  auto mem = run_llmopt({"-q", "generate", model(), "--prompt", "The cat", "--max-new-tokens", "20", "--json",
+                         "--kv-memory", "64KiB"});
+  REQUIRE(mem.exit_code == 0);
+  CHECK(json_lines(mem.out).back()["summary"]["kv_blocks"] == 65536 / 20480);
+  auto frac = run_llmopt({"-q", "generate", model(), "--prompt", "The cat", "--max-new-tokens", "5", "--json",
+                          "--kv-memory", "0.001"});
+  REQUIRE(frac.exit_code == 0);
+  CHECK(json_lines(frac.out).back()["summary"]["kv_blocks"].get<int64_t>() > 0);
 }
 
 TEST_CASE("bench: batched table rows and offline throughput") {
