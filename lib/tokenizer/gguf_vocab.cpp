@@ -57,6 +57,36 @@ std::string known_pre_types() {
   return s;
 }
 
+// llama.cpp makes "control-looking" tokens control (llama_vocab::impl::load): the end-of-generation texts always,
+// the EOT / EOM / FIM texts when the file names no token for that role. (llama.cpp takes only the first match of
+// a role's list, in hash-map order; every match is taken here, which differs only in vocabularies holding two.)
+bool control_looking(const gguf::File& f, std::string_view text) {
+  using L = std::vector<std::string_view>;
+  static const L eog = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+                        "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+                        "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+                        "<\xEF\xBD\x9Cend\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", "[e~["};
+  static const std::vector<std::pair<const char*, L>> roles = {
+      {"eot", {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+               "[EOT]", "<\xEF\xBD\x9Cend\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", "<end_of_utterance>"}},
+      {"eom", {"<|eom_id|>"}},
+      {"fim_pre", {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9Cfim\xE2\x96\x81begin\xEF\xBD\x9C>", "<PRE>",
+                   "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+      {"fim_suf", {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9Cfim\xE2\x96\x81hole\xEF\xBD\x9C>", "<SUF>",
+                   "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+      {"fim_mid", {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9Cfim\xE2\x96\x81end\xEF\xBD\x9C>", "<MID>",
+                   "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
+      {"fim_pad", {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
+      {"fim_rep", {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
+      {"fim_sep", {"<|file_sep|>"}},
+  };
+  auto in = [&](const L& l) { return std::find(l.begin(), l.end(), text) != l.end(); };
+  if (in(eog)) return true;
+  for (const auto& [role, l] : roles)
+    if (!f.has(fmt::format("tokenizer.ggml.{}_token_id", role)) && in(l)) return true;
+  return false;
+}
+
 json split_regex(const char* re) {
   return {{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}};
 }
@@ -117,6 +147,8 @@ TokenizerSpec spec_from_gguf(const gguf::File& f) {
   if (tokens.empty()) fail("{}: tokenizer.ggml.tokens is empty", where);
   if (types.size() != tokens.size())
     fail("{}: tokenizer.ggml.token_type has {} entries for {} tokens", where, types.size(), tokens.size());
+  for (size_t i = 0; i < tokens.size(); i++)
+    if ((types[i] == kNormal || types[i] == kUserDefined) && control_looking(f, tokens[i])) types[i] = kControl;
   auto special_id = [&](const char* key) {
     int64_t id = f.integer_or(std::string("tokenizer.ggml.") + key, -1);
     if (id >= int64_t(tokens.size())) fail("{}: tokenizer.ggml.{} {} is outside the {} tokens", where, key, id, tokens.size());
