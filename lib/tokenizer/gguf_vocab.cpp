@@ -65,17 +65,17 @@ bool control_looking(const gguf::File& f, std::string_view text) {
   static const L eog = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
                         "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
                         "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-                        "<\xEF\xBD\x9Cend\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", "[e~["};
+                        "<｜end▁of▁sentence｜>", "[e~["};
   static const std::vector<std::pair<const char*, L>> roles = {
       {"eot", {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
-               "[EOT]", "<\xEF\xBD\x9Cend\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", "<end_of_utterance>"}},
+               "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"}},
       {"eom", {"<|eom_id|>"}},
-      {"fim_pre", {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9Cfim\xE2\x96\x81begin\xEF\xBD\x9C>", "<PRE>",
-                   "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
-      {"fim_suf", {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9Cfim\xE2\x96\x81hole\xEF\xBD\x9C>", "<SUF>",
-                   "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"}},
-      {"fim_mid", {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9Cfim\xE2\x96\x81end\xEF\xBD\x9C>", "<MID>",
-                   "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
+      {"fim_pre", {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>",
+                   "▁<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+      {"fim_suf", {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>",
+                   "▁<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+      {"fim_mid", {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>",
+                   "▁<MID>", "<|code_middle|>", "<|middle|>"}},
       {"fim_pad", {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
       {"fim_rep", {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
       {"fim_sep", {"<|file_sep|>"}},
@@ -135,6 +135,77 @@ json post_processor(const std::vector<std::string>& tokens, int64_t bos, bool ad
 
 }  // namespace
 
+namespace {
+
+// gpt2: tokens, merges and the pre type's regexes into spec and the BPE model `m`; returns llama.cpp's default
+// add_bos for the pre type.
+bool gpt2_pipeline(const gguf::File& f, const std::string& where, TokenizerSpec& spec, json& m) {
+  const std::string pre = f.string_or("tokenizer.ggml.pre", "default");
+  const PreType* p = nullptr;
+  for (const auto& t : pre_types())
+    if (std::find_if(t.names.begin(), t.names.end(), [&](const char* n) { return pre == n; }) != t.names.end()) p = &t;
+  if (!p) fail("{}: tokenizer.ggml.pre \"{}\" is not supported (known: {})", where, pre, known_pre_types());
+  json steps = json::array();
+  for (const char* re : p->regexes) steps.push_back(split_regex(re));
+  steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}});
+  spec.tok["normalizer"] = nullptr;
+  spec.tok["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", steps}};
+  spec.tok["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
+  m.update({{"unk_token", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", p->ignore_merges}});
+  for (const std::string& s : f.strings("tokenizer.ggml.merges")) {
+    size_t sp = s.find(' ', 1);  // as llama.cpp: a token may start with a space
+    if (sp == std::string::npos) fail("{}: tokenizer.ggml.merges entry \"{}\" is not two tokens", where, s);
+    spec.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+  }
+  return p->add_bos;
+}
+
+// llama (SentencePiece): "▁" for spaces and as a prefix, merges from the scores, byte fallback; returns the
+// default add_bos (true).
+bool spm_pipeline(const gguf::File& f, const std::string& where, const std::vector<std::string>& tokens,
+                  const std::vector<int64_t>& types, int64_t unk, TokenizerSpec& spec, json& m) {
+  std::vector<double> scores = f.numbers("tokenizer.ggml.scores");
+  if (scores.size() != tokens.size()) fail("{}: tokenizer.ggml.scores has {} entries for {} tokens", where, scores.size(), tokens.size());
+  const bool space_prefix = f.boolean_or("tokenizer.ggml.add_space_prefix", true);
+  json norm = json::array(), dec = json::array();
+  if (space_prefix) norm.push_back({{"type", "Prepend"}, {"prepend", kSpace}});
+  norm.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpace}});
+  dec.push_back({{"type", "Replace"}, {"pattern", {{"String", kSpace}}}, {"content", " "}});
+  dec.push_back({{"type", "ByteFallback"}});
+  dec.push_back({{"type", "Fuse"}});
+  if (space_prefix) dec.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
+  spec.tok["normalizer"] = {{"type", "Sequence"}, {"normalizers", norm}};
+  spec.tok["pre_tokenizer"] = nullptr;
+  spec.tok["decoder"] = {{"type", "Sequence"}, {"decoders", dec}};
+  std::unordered_set<std::string_view> have(tokens.begin(), tokens.end());
+  bool bytes = true;  // all 256 <0xXX> tokens: byte fallback
+  for (int b = 0; b < 256 && bytes; b++) bytes = have.count(fmt::format("<0x{:02X}>", b)) > 0;
+  m.update({{"unk_token", unk >= 0 ? json(tokens[size_t(unk)]) : json(nullptr)}, {"fuse_unk", true},
+            {"byte_fallback", bytes}, {"ignore_merges", false}});
+  spec.merges = spm_merges(tokens, types, scores);
+  return true;
+}
+
+// The vocab (every token, by id) and the added tokens: control, unknown and user-defined ones.
+void vocab_and_added(const std::string& where, const std::vector<std::string>& tokens, const std::vector<int64_t>& types,
+                     TokenizerSpec& spec) {
+  std::map<std::string_view, int32_t> seen;
+  json added = json::array();
+  for (int32_t i = 0; i < int32_t(tokens.size()); i++) {
+    if (!seen.emplace(tokens[i], i).second) {
+      log::warn("{}: token {} \"{}\" repeats token {}; only the first is kept", where, i, tokens[i], seen[tokens[i]]);
+      continue;
+    }
+    spec.vocab.emplace_back(tokens[i], i);
+    if (types[i] == kControl || types[i] == kUnknown || types[i] == kUserDefined)
+      added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                       {"normalized", false}, {"special", types[i] != kUserDefined}});
+  }
+  spec.tok["added_tokens"] = added;
+}
+
+}  // namespace
+
 TokenizerSpec spec_from_gguf(const gguf::File& f) {
   TokenizerSpec spec;
   const std::string where = f.path().string();
@@ -157,76 +228,22 @@ TokenizerSpec spec_from_gguf(const gguf::File& f) {
   const int64_t bos = special_id("bos_token_id"), eos = special_id("eos_token_id"), unk = special_id("unknown_token_id"),
                 pad = special_id("padding_token_id");
 
-  json& tok = spec.tok;
   json m = {{"type", "BPE"}, {"dropout", nullptr}, {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}};
-  bool add_bos = false;
-  if (model == "gpt2") {
-    const std::string pre = f.string_or("tokenizer.ggml.pre", "default");
-    const PreType* p = nullptr;
-    for (const auto& t : pre_types())
-      if (std::find_if(t.names.begin(), t.names.end(), [&](const char* n) { return pre == n; }) != t.names.end()) p = &t;
-    if (!p) fail("{}: tokenizer.ggml.pre \"{}\" is not supported (known: {})", where, pre, known_pre_types());
-    json steps = json::array();
-    for (const char* re : p->regexes) steps.push_back(split_regex(re));
-    steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}});
-    tok["normalizer"] = nullptr;
-    tok["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", steps}};
-    tok["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
-    m.update({{"unk_token", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", p->ignore_merges}});
-    for (const std::string& s : f.strings("tokenizer.ggml.merges")) {
-      size_t sp = s.find(' ', 1);  // as llama.cpp: a token may start with a space
-      if (sp == std::string::npos) fail("{}: tokenizer.ggml.merges entry \"{}\" is not two tokens", where, s);
-      spec.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-    }
-    add_bos = p->add_bos;
-  } else if (model == "llama") {
-    std::vector<double> scores = f.numbers("tokenizer.ggml.scores");
-    if (scores.size() != tokens.size()) fail("{}: tokenizer.ggml.scores has {} entries for {} tokens", where, scores.size(), tokens.size());
-    const bool space_prefix = f.boolean_or("tokenizer.ggml.add_space_prefix", true);
-    json norm = json::array();
-    if (space_prefix) norm.push_back({{"type", "Prepend"}, {"prepend", kSpace}});
-    norm.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpace}});
-    json dec = {{{"type", "Replace"}, {"pattern", {{"String", kSpace}}}, {"content", " "}}, {{"type", "ByteFallback"}},
-                {{"type", "Fuse"}}};
-    if (space_prefix) dec.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
-    tok["normalizer"] = {{"type", "Sequence"}, {"normalizers", norm}};
-    tok["pre_tokenizer"] = nullptr;
-    tok["decoder"] = {{"type", "Sequence"}, {"decoders", dec}};
-    std::unordered_set<std::string_view> have(tokens.begin(), tokens.end());
-    bool bytes = true;  // all 256 <0xXX> tokens: byte fallback
-    for (int b = 0; b < 256 && bytes; b++) bytes = have.count(fmt::format("<0x{:02X}>", b)) > 0;
-    m.update({{"unk_token", unk >= 0 ? json(tokens[unk]) : json(nullptr)}, {"fuse_unk", true}, {"byte_fallback", bytes},
-              {"ignore_merges", false}});
-    spec.merges = spm_merges(tokens, types, scores);
-    add_bos = true;
-  } else {
-    fail("{}: tokenizer.ggml.model \"{}\" is not supported (gpt2, llama)", where, model);
-  }
+  bool add_bos;
+  if (model == "gpt2") add_bos = gpt2_pipeline(f, where, spec, m);
+  else if (model == "llama") add_bos = spm_pipeline(f, where, tokens, types, unk, spec, m);
+  else fail("{}: tokenizer.ggml.model \"{}\" is not supported (gpt2, llama)", where, model);
   add_bos = f.boolean_or("tokenizer.ggml.add_bos_token", add_bos) && bos >= 0;
   const bool add_eos = f.boolean_or("tokenizer.ggml.add_eos_token", false) && eos >= 0;
-  tok["model"] = m;
-  tok["post_processor"] = post_processor(tokens, bos, add_bos, eos, add_eos);
+  spec.tok["model"] = m;
+  spec.tok["post_processor"] = post_processor(tokens, bos, add_bos, eos, add_eos);
+  vocab_and_added(where, tokens, types, spec);
 
-  std::map<std::string_view, int32_t> seen;
-  json added = json::array();
-  for (int32_t i = 0; i < int32_t(tokens.size()); i++) {
-    if (!seen.emplace(tokens[i], i).second) {
-      log::warn("{}: token {} \"{}\" repeats token {}; only the first is kept", where, i, tokens[i], seen[tokens[i]]);
-      continue;
-    }
-    spec.vocab.emplace_back(tokens[i], i);
-    if (types[i] == kControl || types[i] == kUnknown || types[i] == kUserDefined)
-      added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
-                       {"normalized", false}, {"special", types[i] != kUserDefined}});
-  }
-  tok["added_tokens"] = added;
-
-  json& cfg = spec.config;
   auto piece = [&](int64_t id) { return id >= 0 ? json(tokens[size_t(id)]) : json(nullptr); };
-  cfg = {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"add_bos_token", add_bos}, {"add_eos_token", add_eos},
-         {"bos_token", piece(bos)}, {"eos_token", piece(eos)}, {"unk_token", piece(unk)}, {"pad_token", piece(pad)},
-         {"clean_up_tokenization_spaces", false}};
-  if (f.has("tokenizer.chat_template")) cfg["chat_template"] = f.string("tokenizer.chat_template");
+  spec.config = {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"add_bos_token", add_bos}, {"add_eos_token", add_eos},
+                 {"bos_token", piece(bos)}, {"eos_token", piece(eos)}, {"unk_token", piece(unk)}, {"pad_token", piece(pad)},
+                 {"clean_up_tokenization_spaces", false}};
+  if (f.has("tokenizer.chat_template")) spec.config["chat_template"] = f.string("tokenizer.chat_template");
   return spec;
 }
 
