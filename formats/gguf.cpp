@@ -223,25 +223,46 @@ void Writer::finish() {
 
 // ---- llama -----------------------------------------------------------------------------------------
 
-std::string llama_tensor_name(const std::string& hf) {
-  static const std::map<std::string, std::string> top = {{"model.embed_tokens.weight", "token_embd.weight"},
-                                                         {"model.norm.weight", "output_norm.weight"},
-                                                         {"lm_head.weight", "output.weight"}};
-  static const std::map<std::string, std::string> layer = {
-      {"input_layernorm.weight", "attn_norm.weight"},      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"self_attn.q_proj.weight", "attn_q.weight"},        {"self_attn.k_proj.weight", "attn_k.weight"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},        {"self_attn.o_proj.weight", "attn_output.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},         {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"},         {"self_attn.q_proj.bias", "attn_q.bias"},
-      {"self_attn.k_proj.bias", "attn_k.bias"},            {"self_attn.v_proj.bias", "attn_v.bias"}};
-  if (auto it = top.find(hf); it != top.end()) return it->second;
-  static const std::regex re(R"(model\.layers\.(\d+)\.(.+))");
+namespace {
+// The one HF <-> llama.cpp tensor-name table (convert_hf_to_gguf's tensor map for the llama family).
+const std::pair<const char*, const char*> kTopNames[] = {
+    {"model.embed_tokens.weight", "token_embd.weight"}, {"model.norm.weight", "output_norm.weight"},
+    {"lm_head.weight", "output.weight"}};
+const std::pair<const char*, const char*> kLayerNames[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},   {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},     {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},     {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},      {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},      {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},         {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"}, {"self_attn.k_norm.weight", "attn_k_norm.weight"}};
+
+// `from` (side 0 = HF, 1 = GGUF) to the other side; "" when the table has no such name.
+std::string map_name(const std::string& from, int side) {
+  auto pick = [&](const std::pair<const char*, const char*>& e, int k) { return std::string(k == 0 ? e.first : e.second); };
+  for (auto& e : kTopNames)
+    if (pick(e, side) == from) return pick(e, 1 - side);
+  static const std::regex hf_re(R"(model\.layers\.(\d+)\.(.+))"), gguf_re(R"(blk\.(\d+)\.(.+))");
   std::smatch mt;
-  if (std::regex_match(hf, mt, re)) {
-    if (auto it = layer.find(mt[2].str()); it != layer.end()) return "blk." + mt[1].str() + "." + it->second;
-    if (mt[2].str() == "self_attn.rotary_emb.inv_freq") return "";
-  }
+  if (!std::regex_match(from, mt, side == 0 ? hf_re : gguf_re)) return "";
+  for (auto& e : kLayerNames)
+    if (pick(e, side) == mt[2].str()) return (side == 0 ? "blk." : "model.layers.") + mt[1].str() + "." + pick(e, 1 - side);
+  return "";
+}
+}  // namespace
+
+std::string llama_tensor_name(const std::string& hf) {
+  if (std::string g = map_name(hf, 0); !g.empty()) return g;
+  if (hf.ends_with(".self_attn.rotary_emb.inv_freq")) return "";
   fail("GGUF llama export: no llama.cpp name for tensor {}", hf);
+}
+
+std::string hf_tensor_name(const std::string& gguf_name) { return map_name(gguf_name, 1); }
+std::string gguf_tensor_name(const std::string& hf_name) { return map_name(hf_name, 0); }
+
+int64_t rope_gguf_row(int64_t r, int64_t rows, int n_head) {
+  const int64_t hd = rows / n_head, half = hd / 2, w = r % hd;
+  return r / hd * hd + 2 * (w % half) + w / half;
 }
 
 void permute_rope_rows(const float* src, float* dst, int64_t rows, int64_t cols, int n_head) {

@@ -80,11 +80,19 @@ class Writer {
 // "model.embed_tokens.weight" -> "token_embd.weight", "lm_head.weight" -> "output.weight", ...);
 // "" for names llama.cpp has no use for (rotary_emb.inv_freq).
 std::string llama_tensor_name(const std::string& hf_name);
+// The inverse: GGUF name -> HF name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"), ""
+// for a name the table does not know. Both directions read one table (gguf.cpp).
+std::string hf_tensor_name(const std::string& gguf_name);
+std::string gguf_tensor_name(const std::string& hf_name);  // as llama_tensor_name, "" for an unknown name
 
 // HF q_proj/k_proj rows are in rotate_half order (per head: all real parts, then all imaginary parts);
 // llama.cpp rotates interleaved pairs. dst row h*hd + 2j + t = src row h*hd + t*hd/2 + j
 // (convert_hf_to_gguf's LlamaModel.permute). n_head: attention heads for q, KV heads for k.
 void permute_rope_rows(const float* src, float* dst, int64_t rows, int64_t cols, int n_head);
+// The inverse, row by row: HF row r of such a weight (or bias) is GGUF row rope_gguf_row(r, rows, n_head).
+// Rows are independent, so a block-quantized tensor is un-permuted by moving whole rows of blocks.
+// (llama.cpp permutes for its `llama` architecture only; qwen2/qwen3 rotate in HF order.)
+int64_t rope_gguf_row(int64_t r, int64_t rows, int n_head);
 
 struct Vocab {
   std::vector<std::string> tokens;

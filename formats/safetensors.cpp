@@ -157,6 +157,13 @@ std::shared_ptr<const File> File::open(const fs::path& path) {
     f->tensors_.push_back(parse_entry(it.key(), *it, path));
   }
 
+  check_layout(f.get(), data_size);
+  return f;
+}
+
+// Every tensor's size is dtype x shape, inside the data section; sorted by offset, they tile it exactly.
+void File::check_layout(File* f, uint64_t data_size) {
+  const fs::path& path = f->path_;
   for (const auto& t : f->tensors_) {
     if (t.end < t.begin)
       fail("{}: tensor '{}': data_offsets [{}, {}] end before they begin", path.string(), t.name, t.begin, t.end);
@@ -189,6 +196,20 @@ std::shared_ptr<const File> File::open(const fs::path& path) {
     fail("{}: the data section has {} bytes but the tensors cover only {}: {} trailing bytes", path.string(),
          data_size, pos, data_size - pos);
   for (size_t i = 0; i < f->tensors_.size(); ++i) f->index_[f->tensors_[i].name] = i;
+}
+
+std::shared_ptr<const File> File::in_memory(fs::path name, std::vector<TensorInfo> tensors,
+                                            std::shared_ptr<const std::vector<std::byte>> data) {
+  std::shared_ptr<File> f(new File());
+  f->path_ = std::move(name);
+  f->tensors_ = std::move(tensors);
+  f->owned_ = std::move(data);
+  f->data_ = f->owned_->data();
+  f->size_ = f->owned_->size();
+  check_layout(f.get(), f->size_);
+  for (size_t i = 0; i < f->tensors_.size(); ++i)
+    if (f->index_.count(f->tensors_[i].name) && f->index_[f->tensors_[i].name] != i)
+      fail("{}: duplicate tensor name '{}'", f->path_.string(), f->tensors_[i].name);
   return f;
 }
 
@@ -207,6 +228,14 @@ TensorSet TensorSet::open_file(const fs::path& file) {
   TensorSet s;
   s.source_ = file;
   s.files_.push_back(File::open(file));
+  for (const auto& t : s.files_[0]->tensors()) s.where_[t.name] = {0, &t};
+  return s;
+}
+
+TensorSet TensorSet::of(std::shared_ptr<const File> file) {
+  TensorSet s;
+  s.source_ = file->path();
+  s.files_.push_back(std::move(file));
   for (const auto& t : s.files_[0]->tensors()) s.where_[t.name] = {0, &t};
   return s;
 }

@@ -49,6 +49,10 @@ struct TensorView {
 class File {
  public:
   static std::shared_ptr<const File> open(const std::filesystem::path& path);
+  // Tensors held in memory (weights decoded from another format): `tensors` with offsets into `data`,
+  // checked like a file's (dtype x shape = size, inside the data, no overlap). `name` is for messages.
+  static std::shared_ptr<const File> in_memory(std::filesystem::path name, std::vector<TensorInfo> tensors,
+                                               std::shared_ptr<const std::vector<std::byte>> data);
   ~File();
   const std::filesystem::path& path() const { return path_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }  // in data-offset order
@@ -59,9 +63,11 @@ class File {
 
  private:
   File() = default;
+  static void check_layout(File* f, uint64_t data_size);
   std::filesystem::path path_;
   const std::byte* map_ = nullptr;
   const std::byte* data_ = nullptr;
+  std::shared_ptr<const std::vector<std::byte>> owned_;  // in_memory's data
   uint64_t size_ = 0;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;
@@ -75,6 +81,7 @@ class TensorSet {
  public:
   static TensorSet open_dir(const std::filesystem::path& dir);
   static TensorSet open_file(const std::filesystem::path& file);
+  static TensorSet of(std::shared_ptr<const File> file);  // one already opened (or in-memory) file
   bool has(const std::string& name) const { return where_.count(name) != 0; }
   TensorView get(const std::string& name) const;  // throws Error naming the tensor if absent
   const TensorInfo& info(const std::string& name) const;

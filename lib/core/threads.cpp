@@ -1,100 +1,156 @@
 #include "lib/core/threads.h"
 
 #include <algorithm>
-#include <condition_variable>
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define LLMOPT_PAUSE() _mm_pause()
+#else
+#define LLMOPT_PAUSE() std::this_thread::yield()
+#endif
+
 namespace llmopt {
 namespace {
 
+// The pool publishes one job at a time in a single atomic word, so a worker that wakes late can never mix
+// two jobs up:  [ generation : 32 | broadcast : 1 | chunks : 15 | next : 16 ].
+// A range job's chunks are claimed by compare-and-swap on `next`, by the workers and by the caller alike:
+// the caller never waits for a chunk nobody has started (a worker that is not scheduled, because another
+// process holds its core, costs nothing). A broadcast job runs fn once on every thread (per-thread setup).
+// Chunk boundaries depend only on (n, chunks), never on which thread runs a chunk, so results do not
+// depend on timing.
+struct Word {
+  uint64_t gen, bcast, chunks, next;
+  static Word of(uint64_t w) { return {w >> 32, (w >> 31) & 1, (w >> 16) & 0x7fff, w & 0xffff}; }
+  uint64_t pack() const { return gen << 32 | bcast << 31 | chunks << 16 | next; }
+};
+constexpr int kMaxThreads = 0x7fff;
+constexpr int kSpin = 1 << 12;  // pause iterations (about 0.1 ms) before a worker sleeps
+
 class Pool {
  public:
-  explicit Pool(int n) {
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
-    size_ = n;
+  explicit Pool(int n) : size_(std::clamp(n, 1, kMaxThreads)) {
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { loop(i); });
   }
   ~Pool() {
-    {
-      std::lock_guard l(mu_);
-      stop_ = true;
-      ++generation_;
-    }
-    cv_.notify_all();
+    stop_.store(true);
+    word_.fetch_add(uint64_t(1) << 32);  // a new generation wakes everyone to see stop_
+    word_.notify_all();
     for (auto& t : workers_) t.join();
   }
   int size() const { return size_; }
 
   void run(int64_t n, const RangeFn& fn, int64_t grain) {
-    int64_t chunks = std::min<int64_t>(size_, (n + grain - 1) / grain);
-    if (chunks <= 1 || in_worker_) {
-      fn(0, n);
-      return;
-    }
-    std::unique_lock l(mu_);
+    const int64_t chunks = std::min<int64_t>(size_, (n + grain - 1) / grain);
+    if (chunks <= 1 || in_worker_) return fn(0, n);
     fn_ = &fn;
     n_ = n;
-    chunks_ = chunks;
-    pending_ = int(chunks - 1);
-    error_ = nullptr;
-    ++generation_;
-    l.unlock();
-    cv_.notify_all();
+    publish(false, chunks);
     in_worker_ = true;
-    std::exception_ptr mine;
-    try {
-      fn(0, n / chunks);  // chunk 0 on the caller
-    } catch (...) {
-      mine = std::current_exception();
-    }
+    claim_chunks(gen_);
     in_worker_ = false;
-    l.lock();
-    done_cv_.wait(l, [&] { return pending_ == 0; });  // every chunk is done with fn before anything returns
-    fn_ = nullptr;
-    if (!mine) mine = error_;
-    error_ = nullptr;
-    l.unlock();
-    if (mine) std::rethrow_exception(mine);  // the first error (an Error from bad input) reaches the caller
+    finish(chunks);
+  }
+
+  void broadcast(const ThreadFn& fn) {
+    if (size_ == 1 || in_worker_) return fn(0);
+    tfn_ = &fn;
+    publish(true, size_ - 1);
+    in_worker_ = true;
+    guarded([&] { fn(0); });
+    in_worker_ = false;
+    finish(size_ - 1);
   }
 
  private:
-  void loop(int idx) {
-    in_worker_ = true;
-    uint64_t seen = 0;
-    for (;;) {
-      std::unique_lock l(mu_);
-      cv_.wait(l, [&] { return generation_ != seen; });
-      seen = generation_;
-      if (stop_) return;
-      if (idx >= chunks_ || !fn_) continue;
-      auto* fn = fn_;
-      int64_t b = n_ * idx / chunks_, e = n_ * (idx + 1) / chunks_;
-      l.unlock();
-      std::exception_ptr err;
-      try {
-        (*fn)(b, e);
-      } catch (...) {
-        err = std::current_exception();
-      }
-      l.lock();
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) done_cv_.notify_one();
+  void publish(bool bcast, int64_t chunks) {
+    done_.store(0, std::memory_order_relaxed);
+    error_ = nullptr;
+    ++gen_;
+    word_.store(Word{gen_ & 0xffffffff, bcast, uint64_t(chunks), 0}.pack(), std::memory_order_seq_cst);
+    if (bcast || sleepers_.load(std::memory_order_seq_cst) > 0) word_.notify_all();  // a broadcast waits for all
+  }
+
+  // Waits until `expected` chunks are done (each is a claimed one running on some thread), then rethrows
+  // the first exception any chunk threw.
+  void finish(int64_t expected) {
+    for (int i = 0; done_.load(std::memory_order_acquire) < expected; ++i) {
+      if (i < kSpin) LLMOPT_PAUSE();
+      else std::this_thread::yield();
+    }
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+
+  template <typename F> void guarded(F&& f) {
+    try {
+      f();
+    } catch (...) {
+      std::lock_guard l(err_mu_);
+      if (!error_) error_ = std::current_exception();
     }
   }
 
+  // Claims and runs chunks of generation `gen` until none is left.
+  void claim_chunks(uint64_t gen) {
+    uint64_t w = word_.load(std::memory_order_acquire);
+    for (;;) {
+      Word x = Word::of(w);
+      if (x.gen != (gen & 0xffffffff) || x.bcast || x.next >= x.chunks) return;
+      Word y = x;
+      ++y.next;
+      if (!word_.compare_exchange_weak(w, y.pack(), std::memory_order_acq_rel)) continue;
+      const int64_t c = int64_t(x.next), k = int64_t(x.chunks);  // the job stays live until chunk c is done
+      guarded([&] { (*fn_)(n_ * c / k, n_ * (c + 1) / k); });
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      w = word_.load(std::memory_order_acquire);
+    }
+  }
+
+  void loop(int idx) {
+    in_worker_ = true;
+    uint64_t seen = 0;  // the generation at construction: a job published before this thread ran is still seen
+    for (;;) {
+      uint64_t w = word_.load(std::memory_order_acquire);
+      for (int i = 0; (w >> 32) == seen && i < kSpin; ++i) {
+        LLMOPT_PAUSE();
+        w = word_.load(std::memory_order_acquire);
+      }
+      while ((w >> 32) == seen) {
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        word_.wait(w, std::memory_order_seq_cst);  // returns once the word changed
+        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+        w = word_.load(std::memory_order_acquire);
+      }
+      if (stop_.load()) return;
+      const Word x = Word::of(w);
+      seen = x.gen;
+      if (x.bcast) {  // the caller waits for every worker, so this job is still the live one
+        guarded([&] { (*tfn_)(idx); });
+        done_.fetch_add(1, std::memory_order_acq_rel);
+      } else {
+        claim_chunks(x.gen);
+      }
+    }
+  }
+
+  const int size_;
   std::vector<std::thread> workers_;
-  int size_ = 1;
-  std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
+  std::atomic<uint64_t> word_{0};
+  std::atomic<int64_t> done_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
+  uint64_t gen_ = 0;  // the caller's count of published jobs
   const RangeFn* fn_ = nullptr;
-  int64_t n_ = 0, chunks_ = 0;
-  int pending_ = 0;
-  std::exception_ptr error_;  // the first exception a worker's chunk threw in this run
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  const ThreadFn* tfn_ = nullptr;
+  int64_t n_ = 0;
+  std::mutex err_mu_;
+  std::exception_ptr error_;  // the first exception a chunk threw in this job
   static thread_local bool in_worker_;
 };
 thread_local bool Pool::in_worker_ = false;
@@ -124,5 +180,7 @@ void parallel_for(int64_t n, RangeFn fn, int64_t grain) {
   if (n <= 0) return;
   pool().run(n, fn, std::max<int64_t>(1, grain));
 }
+
+void on_every_thread(ThreadFn fn) { pool().broadcast(fn); }
 
 }  // namespace llmopt

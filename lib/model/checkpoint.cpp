@@ -48,7 +48,8 @@ bool has_packed_form(const st::TensorSet& ts, const std::string& weight_name) {
 }
 }  // namespace
 
-Checkpoint Checkpoint::load(const std::filesystem::path& dir) {
+Checkpoint Checkpoint::load(const std::filesystem::path& dir, bool dense) {
+  if (is_gguf_file(dir)) return load_gguf(dir, dense);
   Checkpoint ck;
   ck.dir = dir;
   ck.config = load_config(dir);

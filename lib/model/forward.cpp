@@ -213,7 +213,7 @@ void final_logits(const ModelConfig& c, const ModelWeights& w, const float* x, s
 }
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& b) {
-  return std::make_unique<Model>(Checkpoint::load(dir), b);
+  return std::make_unique<Model>(Checkpoint::load(dir, /*dense=*/false), b);  // a .gguf: no fp32 copy
 }
 
 Model::Model(Checkpoint ck, backend::Backend& b)

@@ -18,6 +18,7 @@ backend::QuantMatrix QuantWeight::matrix() const {
   backend::QuantMatrix m;
   m.bits = bits, m.rows = rows, m.cols = cols, m.n_groups = n_groups();
   m.codes = codes.data(), m.groups = groups.data(), m.scales = scales.data(), m.zeros = zeros.data();
+  m.mins = mins.empty() ? nullptr : mins.data();
   m.perm = perm.empty() ? nullptr : perm.data();
   m.int8_activations = int8_activations;
   return m;
@@ -53,6 +54,38 @@ QuantWeight QuantWeight::from_codes(std::string format, int bits, int64_t rows, 
       backend::put_code(q.codes.data() + r * rb, m.storage_bits(), j, codes[r * cols + order[size_t(j)]]);
   q.scales = std::move(scales);
   q.zeros = std::move(zeros);
+  return q;
+}
+
+QuantWeight QuantWeight::from_gguf(const gguf::TensorInfo& t, int permuted_heads) {
+  const gguf::BlockForm f = gguf::block_form(t.type);
+  if (t.shape.size() != 2) fail("GGUF tensor '{}': a quantized linear must be 2-D", t.name);
+  if (permuted_heads > 0 && t.rows() % (2 * permuted_heads) != 0)
+    fail("GGUF tensor '{}': {} rows are not {} heads of even size", t.name, t.rows(), permuted_heads);
+  QuantWeight q;
+  q.format = std::string("gguf ") + gguf::type_name(t.type);
+  q.bits = f.bits, q.rows = t.rows(), q.cols = t.cols();
+  const int64_t G = q.cols / f.group, be = gguf::block_elems(t.type), per_block = be / f.group;
+  for (int64_t g = 0; g <= G; ++g) q.groups.push_back(g * f.group);
+  q.scales.resize(size_t(q.rows * G));
+  q.zeros.assign(size_t(q.rows * G), uint8_t(f.zero));
+  if (f.has_min) q.mins.resize(size_t(q.rows * G));
+  const int sb = backend::QuantMatrix::storage_bits(f.bits);
+  const int64_t rb = (q.cols * sb + 7) / 8;
+  const size_t src_rb = gguf::row_bytes(t.type, q.cols);
+  q.codes.assign(size_t(q.rows * rb), 0);
+  uint8_t codes[256];
+  float mins[16];
+  for (int64_t r = 0; r < q.rows; ++r) {
+    const int64_t src = permuted_heads > 0 ? gguf::rope_gguf_row(r, q.rows, permuted_heads) : r;
+    const uint8_t* blk = t.data + size_t(src) * src_rb;
+    uint8_t* dst = q.codes.data() + r * rb;
+    for (int64_t b = 0; b < q.cols / be; ++b, blk += gguf::block_bytes(t.type)) {
+      float* sc = q.scales.data() + r * G + b * per_block;
+      gguf::decode_block(t.type, blk, codes, sc, f.has_min ? q.mins.data() + r * G + b * per_block : mins);
+      for (int64_t j = 0; j < be; ++j) backend::put_code(dst, sb, b * be + j, codes[j]);
+    }
+  }
   return q;
 }
 

@@ -10,6 +10,9 @@
 //   compressed-tensors  weight_packed / weight_scale [/ weight_zero_point] / weight_shape  (pack-quantized)
 //                       weight int8 / weight_scale [/ weight_zero_point]  (int-quantized; W8A8 when the
 //                       scheme's input_activations are dynamic 8-bit int, else weight-only int8)
+//   gguf                Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K blocks (from_gguf): each block's codes as they
+//                       are, one group per (sub-)block scale (16 or 32 columns), the block's zero code, and
+//                       Q4_1/Q5_1/Q2_K/Q4_K/Q5_K's minimums as `mins`; dequantizes bit for bit as ggml/gguf-py
 // The formats' own dequantizers (formats/*.h) are the references the tests hold the loaders to.
 #include <nlohmann/json.hpp>
 
@@ -18,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/gguf_read.h"
 #include "formats/safetensors.h"
 #include "lib/backend/cpu/qmatmul.h"
 #include "lib/model/linear.h"
@@ -32,6 +36,7 @@ struct QuantWeight {
   std::vector<int64_t> groups;  // [n_groups + 1] stored-column ranges
   std::vector<float> scales;    // [rows, n_groups]
   std::vector<uint8_t> zeros;   // [rows, n_groups]
+  std::vector<float> mins;      // [rows, n_groups] or empty (none): W = (q - zero)*scale + min
   std::vector<int32_t> perm;    // [cols] or empty (identity)
   bool int8_activations = false;
 
@@ -45,6 +50,10 @@ struct QuantWeight {
   static QuantWeight from_codes(std::string format, int bits, int64_t rows, int64_t cols, const uint8_t* codes,
                                 const int32_t* g_idx, int64_t n_groups, std::vector<float> scales,
                                 std::vector<uint8_t> zeros);
+
+  // A GGUF block-quantized tensor [rows, cols] in its blocks; with permuted_heads > 0 its rows are taken in HF
+  // order (row r from GGUF row gguf::rope_gguf_row(r, rows, permuted_heads)). Error for the float types.
+  static QuantWeight from_gguf(const gguf::TensorInfo& t, int permuted_heads = 0);
 };
 
 // The linear `prefix` (e.g. "model.layers.0.mlp.up_proj") of a checkpoint whose config.json has

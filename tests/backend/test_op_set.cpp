@@ -102,7 +102,7 @@ TEST_CASE("matmul: dense f32/bf16/f16 with bias, and a 4-bit grouped weight with
           put_code(codes.data() + r * (C / 2), 4, j, q);
           wd[size_t(r * C + perm[size_t(j)])] = (double(q) - zeros[size_t(r * ng + gi)]) * scales[size_t(r * ng + gi)];
         }
-      QuantMatrix qm{4, R, C, ng, codes.data(), groups.data(), scales.data(), zeros.data(), perm.data(), false};
+      QuantMatrix qm{4, R, C, ng, codes.data(), groups.data(), scales.data(), zeros.data(), nullptr, perm.data(), false};
       std::vector<double> ref(size_t(n * R));
       for (int64_t i = 0; i < n; ++i)
         for (int64_t r = 0; r < R; ++r) {

@@ -56,7 +56,7 @@ ConstMap kv_rows(const Tensor& store, int64_t bs, const int32_t* blocks, int64_t
 void reserve_attention_scratch(int64_t max_seq_len, int64_t max_width) {
   g_reserve_len = std::max<int64_t>(g_reserve_len, max_seq_len);
   g_reserve_width = std::max<int64_t>(g_reserve_width, max_width);
-  parallel_for(num_threads(), [&](int64_t, int64_t) {  // one chunk per thread: size every thread's buffers
+  on_every_thread([&](int) {  // size every thread's buffers
     scratch(t_scratch.s, QB * g_reserve_len, QB);
     scratch(t_scratch.k, g_reserve_len * g_reserve_width, g_reserve_width);
     scratch(t_scratch.v, g_reserve_len * g_reserve_width, g_reserve_width);
@@ -76,7 +76,10 @@ void attention(const AttentionBatch& b, const Tensor& q, const KVLayer& kv, cons
   first[0] = 0;
   for (int64_t s = 0; s < b.num_seqs; ++s) first[size_t(s + 1)] = first[size_t(s)] + d.heads * ((qs[s + 1] - qs[s] + QB - 1) / QB);
 
-  parallel_for(first[size_t(b.num_seqs)], [&](int64_t i0, int64_t i1) {
+  double work = 0;  // multiply-adds of the whole batch, to size the chunks
+  for (int64_t s = 0; s < b.num_seqs; ++s) work += double(qs[s + 1] - qs[s]) * double(sl[s]) * double(d.qk_dim + d.v_dim);
+  const int64_t items = first[size_t(b.num_seqs)];
+  parallel_for(items, [&](int64_t i0, int64_t i1) {
     Scratch& sc = t_scratch;
     int64_t s = std::upper_bound(first.begin(), first.end(), i0) - first.begin() - 1;
     for (int64_t it = i0; it < i1; ++it) {
@@ -107,7 +110,7 @@ void attention(const AttentionBatch& b, const Tensor& q, const KVLayer& kv, cons
       O.setZero();
       O.noalias() += S * V;
     }
-  });
+  }, grain_for(double(d.heads) * work / double(std::max<int64_t>(1, items))));
 }
 
 }  // namespace llmopt::backend

@@ -44,9 +44,10 @@ void check_dense(const DenseMatrix& w) {
 }
 
 void check_quant(const QuantMatrix& w) {
-  if (!is_supported_quant_bits(w.bits))
-    fail("quantized matmul: {} bits is not supported (2, 3, 4, 8)", w.bits);
-  if (w.int8_activations && w.bits != 8) fail("quantized matmul: int8 activations need 8-bit weights, got {}", w.bits);
+  if (!is_supported_quant_bits(w.bits) && w.bits != 5 && w.bits != 6)
+    fail("quantized matmul: {} bits is not supported (2, 3, 4, 5, 6, 8)", w.bits);
+  if (w.int8_activations && (w.bits != 8 || w.mins))
+    fail("quantized matmul: int8 activations need 8-bit weights without minimums, got {} bits", w.bits);
   if (!w.codes || !w.groups || !w.scales || !w.zeros || w.n_groups <= 0 || w.groups[0] != 0 ||
       w.groups[w.n_groups] != w.cols)
     fail("quantized matmul: malformed {}x{} quantized weight", w.rows, w.cols);

@@ -110,7 +110,7 @@ void matmul_dense(const DenseMatrix& w, const float* bias, const float* x, int64
         case DType::F16: small_n<DType::F16>(w, bias, x, n, y, r0, r1); break;
         default: small_n<DType::F32>(w, bias, x, n, y, r0, r1); break;
       }
-    }, 16);
+    }, std::max<int64_t>(16, grain_for(double(n * C))));
     return;
   }
 #endif
@@ -138,7 +138,7 @@ void matmul_dense(const DenseMatrix& w, const float* bias, const float* x, int64
         for (int64_t i = 0; i < n; ++i)
           for (int64_t r = 0; r < nr; ++r) y[i * R + r0 + r] += bias[r0 + r];
     }
-  });
+  }, grain_for(double(rb * C * n)));
 }
 
 }  // namespace llmopt::backend::LLMOPT_CPU_NS

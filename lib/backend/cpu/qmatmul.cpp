@@ -41,6 +41,10 @@ void dequant_row_stored(const QuantMatrix& w, int64_t r, uint8_t* q, float* out)
     const float s = w.scales[r * w.n_groups + g];
     const int z = w.zeros[r * w.n_groups + g];
     for (int64_t j = w.groups[g]; j < w.groups[g + 1]; ++j) out[j] = s * float(int(q[j]) - z);
+    if (w.mins) {
+      const float m = w.mins[r * w.n_groups + g];
+      for (int64_t j = w.groups[g]; j < w.groups[g + 1]; ++j) out[j] = out[j] + m;
+    }
   }
 }
 
