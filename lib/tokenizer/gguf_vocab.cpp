@@ -57,6 +57,36 @@ std::string known_pre_types() {
   return s;
 }
 
+// llama.cpp makes "control-looking" tokens control (llama_vocab::impl::load): the end-of-generation texts always,
+// the EOT / EOM / FIM texts when the file names no token for that role. (llama.cpp takes only the first match of
+// a role's list, in hash-map order; every match is taken here, which differs only in vocabularies holding two.)
+bool control_looking(const gguf::File& f, std::string_view text) {
+  using L = std::vector<std::string_view>;
+  static const L eog = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+                        "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+                        "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+                        "<｜end▁of▁sentence｜>", "[e~["};
+  static const std::vector<std::pair<const char*, L>> roles = {
+      {"eot", {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+               "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"}},
+      {"eom", {"<|eom_id|>"}},
+      {"fim_pre", {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>",
+                   "▁<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+      {"fim_suf", {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>",
+                   "▁<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+      {"fim_mid", {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>",
+                   "▁<MID>", "<|code_middle|>", "<|middle|>"}},
+      {"fim_pad", {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
+      {"fim_rep", {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
+      {"fim_sep", {"<|file_sep|>"}},
+  };
+  auto in = [&](const L& l) { return std::find(l.begin(), l.end(), text) != l.end(); };
+  if (in(eog)) return true;
+  for (const auto& [role, l] : roles)
+    if (!f.has(fmt::format("tokenizer.ggml.{}_token_id", role)) && in(l)) return true;
+  return false;
+}
+
 json split_regex(const char* re) {
   return {{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}};
 }
@@ -105,76 +135,60 @@ json post_processor(const std::vector<std::string>& tokens, int64_t bos, bool ad
 
 }  // namespace
 
-TokenizerSpec spec_from_gguf(const gguf::File& f) {
-  TokenizerSpec spec;
-  const std::string where = f.path().string();
-  spec.where = where + ": tokenizer.ggml.*";
-  spec.config_where = where + ": tokenizer.ggml.* (as tokenizer_config.json)";
-  const std::string model = f.string("tokenizer.ggml.model");
-  const std::vector<std::string> tokens = f.strings("tokenizer.ggml.tokens");
-  std::vector<int64_t> types = f.has("tokenizer.ggml.token_type") ? f.integers("tokenizer.ggml.token_type")
-                                                                   : std::vector<int64_t>(tokens.size(), kNormal);
-  if (tokens.empty()) fail("{}: tokenizer.ggml.tokens is empty", where);
-  if (types.size() != tokens.size())
-    fail("{}: tokenizer.ggml.token_type has {} entries for {} tokens", where, types.size(), tokens.size());
-  auto special_id = [&](const char* key) {
-    int64_t id = f.integer_or(std::string("tokenizer.ggml.") + key, -1);
-    if (id >= int64_t(tokens.size())) fail("{}: tokenizer.ggml.{} {} is outside the {} tokens", where, key, id, tokens.size());
-    return id;
-  };
-  const int64_t bos = special_id("bos_token_id"), eos = special_id("eos_token_id"), unk = special_id("unknown_token_id"),
-                pad = special_id("padding_token_id");
+namespace {
 
-  json& tok = spec.tok;
-  json m = {{"type", "BPE"}, {"dropout", nullptr}, {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}};
-  bool add_bos = false;
-  if (model == "gpt2") {
-    const std::string pre = f.string_or("tokenizer.ggml.pre", "default");
-    const PreType* p = nullptr;
-    for (const auto& t : pre_types())
-      if (std::find_if(t.names.begin(), t.names.end(), [&](const char* n) { return pre == n; }) != t.names.end()) p = &t;
-    if (!p) fail("{}: tokenizer.ggml.pre \"{}\" is not supported (known: {})", where, pre, known_pre_types());
-    json steps = json::array();
-    for (const char* re : p->regexes) steps.push_back(split_regex(re));
-    steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}});
-    tok["normalizer"] = nullptr;
-    tok["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", steps}};
-    tok["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
-    m.update({{"unk_token", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", p->ignore_merges}});
-    for (const std::string& s : f.strings("tokenizer.ggml.merges")) {
-      size_t sp = s.find(' ', 1);  // as llama.cpp: a token may start with a space
-      if (sp == std::string::npos) fail("{}: tokenizer.ggml.merges entry \"{}\" is not two tokens", where, s);
-      spec.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-    }
-    add_bos = p->add_bos;
-  } else if (model == "llama") {
-    std::vector<double> scores = f.numbers("tokenizer.ggml.scores");
-    if (scores.size() != tokens.size()) fail("{}: tokenizer.ggml.scores has {} entries for {} tokens", where, scores.size(), tokens.size());
-    const bool space_prefix = f.boolean_or("tokenizer.ggml.add_space_prefix", true);
-    json norm = json::array();
-    if (space_prefix) norm.push_back({{"type", "Prepend"}, {"prepend", kSpace}});
-    norm.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpace}});
-    json dec = {{{"type", "Replace"}, {"pattern", {{"String", kSpace}}}, {"content", " "}}, {{"type", "ByteFallback"}},
-                {{"type", "Fuse"}}};
-    if (space_prefix) dec.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
-    tok["normalizer"] = {{"type", "Sequence"}, {"normalizers", norm}};
-    tok["pre_tokenizer"] = nullptr;
-    tok["decoder"] = {{"type", "Sequence"}, {"decoders", dec}};
-    std::unordered_set<std::string_view> have(tokens.begin(), tokens.end());
-    bool bytes = true;  // all 256 <0xXX> tokens: byte fallback
-    for (int b = 0; b < 256 && bytes; b++) bytes = have.count(fmt::format("<0x{:02X}>", b)) > 0;
-    m.update({{"unk_token", unk >= 0 ? json(tokens[unk]) : json(nullptr)}, {"fuse_unk", true}, {"byte_fallback", bytes},
-              {"ignore_merges", false}});
-    spec.merges = spm_merges(tokens, types, scores);
-    add_bos = true;
-  } else {
-    fail("{}: tokenizer.ggml.model \"{}\" is not supported (gpt2, llama)", where, model);
+// gpt2: tokens, merges and the pre type's regexes into spec and the BPE model `m`; returns llama.cpp's default
+// add_bos for the pre type.
+bool gpt2_pipeline(const gguf::File& f, const std::string& where, TokenizerSpec& spec, json& m) {
+  const std::string pre = f.string_or("tokenizer.ggml.pre", "default");
+  const PreType* p = nullptr;
+  for (const auto& t : pre_types())
+    if (std::find_if(t.names.begin(), t.names.end(), [&](const char* n) { return pre == n; }) != t.names.end()) p = &t;
+  if (!p) fail("{}: tokenizer.ggml.pre \"{}\" is not supported (known: {})", where, pre, known_pre_types());
+  json steps = json::array();
+  for (const char* re : p->regexes) steps.push_back(split_regex(re));
+  steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}});
+  spec.tok["normalizer"] = nullptr;
+  spec.tok["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", steps}};
+  spec.tok["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
+  m.update({{"unk_token", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", p->ignore_merges}});
+  for (const std::string& s : f.strings("tokenizer.ggml.merges")) {
+    size_t sp = s.find(' ', 1);  // as llama.cpp: a token may start with a space
+    if (sp == std::string::npos) fail("{}: tokenizer.ggml.merges entry \"{}\" is not two tokens", where, s);
+    spec.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
   }
-  add_bos = f.boolean_or("tokenizer.ggml.add_bos_token", add_bos) && bos >= 0;
-  const bool add_eos = f.boolean_or("tokenizer.ggml.add_eos_token", false) && eos >= 0;
-  tok["model"] = m;
-  tok["post_processor"] = post_processor(tokens, bos, add_bos, eos, add_eos);
+  return p->add_bos;
+}
 
+// llama (SentencePiece): "▁" for spaces and as a prefix, merges from the scores, byte fallback; returns the
+// default add_bos (true).
+bool spm_pipeline(const gguf::File& f, const std::string& where, const std::vector<std::string>& tokens,
+                  const std::vector<int64_t>& types, int64_t unk, TokenizerSpec& spec, json& m) {
+  std::vector<double> scores = f.numbers("tokenizer.ggml.scores");
+  if (scores.size() != tokens.size()) fail("{}: tokenizer.ggml.scores has {} entries for {} tokens", where, scores.size(), tokens.size());
+  const bool space_prefix = f.boolean_or("tokenizer.ggml.add_space_prefix", true);
+  json norm = json::array(), dec = json::array();
+  if (space_prefix) norm.push_back({{"type", "Prepend"}, {"prepend", kSpace}});
+  norm.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpace}});
+  dec.push_back({{"type", "Replace"}, {"pattern", {{"String", kSpace}}}, {"content", " "}});
+  dec.push_back({{"type", "ByteFallback"}});
+  dec.push_back({{"type", "Fuse"}});
+  if (space_prefix) dec.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
+  spec.tok["normalizer"] = {{"type", "Sequence"}, {"normalizers", norm}};
+  spec.tok["pre_tokenizer"] = nullptr;
+  spec.tok["decoder"] = {{"type", "Sequence"}, {"decoders", dec}};
+  std::unordered_set<std::string_view> have(tokens.begin(), tokens.end());
+  bool bytes = true;  // all 256 <0xXX> tokens: byte fallback
+  for (int b = 0; b < 256 && bytes; b++) bytes = have.count(fmt::format("<0x{:02X}>", b)) > 0;
+  m.update({{"unk_token", unk >= 0 ? json(tokens[size_t(unk)]) : json(nullptr)}, {"fuse_unk", true},
+            {"byte_fallback", bytes}, {"ignore_merges", false}});
+  spec.merges = spm_merges(tokens, types, scores);
+  return true;
+}
+
+// The vocab (every token, by id) and the added tokens: control, unknown and user-defined ones.
+void vocab_and_added(const std::string& where, const std::vector<std::string>& tokens, const std::vector<int64_t>& types,
+                     TokenizerSpec& spec) {
   std::map<std::string_view, int32_t> seen;
   json added = json::array();
   for (int32_t i = 0; i < int32_t(tokens.size()); i++) {
@@ -187,14 +201,49 @@ TokenizerSpec spec_from_gguf(const gguf::File& f) {
       added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
                        {"normalized", false}, {"special", types[i] != kUserDefined}});
   }
-  tok["added_tokens"] = added;
+  spec.tok["added_tokens"] = added;
+}
 
-  json& cfg = spec.config;
+}  // namespace
+
+TokenizerSpec spec_from_gguf(const gguf::File& f) {
+  TokenizerSpec spec;
+  const std::string where = f.path().string();
+  spec.where = where + ": tokenizer.ggml.*";
+  spec.config_where = where + ": tokenizer.ggml.* (as tokenizer_config.json)";
+  const std::string model = f.string("tokenizer.ggml.model");
+  const std::vector<std::string> tokens = f.strings("tokenizer.ggml.tokens");
+  std::vector<int64_t> types = f.has("tokenizer.ggml.token_type") ? f.integers("tokenizer.ggml.token_type")
+                                                                   : std::vector<int64_t>(tokens.size(), kNormal);
+  if (tokens.empty()) fail("{}: tokenizer.ggml.tokens is empty", where);
+  if (types.size() != tokens.size())
+    fail("{}: tokenizer.ggml.token_type has {} entries for {} tokens", where, types.size(), tokens.size());
+  for (size_t i = 0; i < tokens.size(); i++)
+    if ((types[i] == kNormal || types[i] == kUserDefined) && control_looking(f, tokens[i])) types[i] = kControl;
+  auto special_id = [&](const char* key) {
+    int64_t id = f.integer_or(std::string("tokenizer.ggml.") + key, -1);
+    if (id >= int64_t(tokens.size())) fail("{}: tokenizer.ggml.{} {} is outside the {} tokens", where, key, id, tokens.size());
+    return id;
+  };
+  const int64_t bos = special_id("bos_token_id"), eos = special_id("eos_token_id"), unk = special_id("unknown_token_id"),
+                pad = special_id("padding_token_id");
+
+  json m = {{"type", "BPE"}, {"dropout", nullptr}, {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}};
+  bool add_bos;
+  if (model == "gpt2") add_bos = gpt2_pipeline(f, where, spec, m);
+  else if (model == "llama") add_bos = spm_pipeline(f, where, tokens, types, unk, spec, m);
+  else fail("{}: tokenizer.ggml.model \"{}\" is not supported (gpt2, llama)", where, model);
+  add_bos = f.boolean_or("tokenizer.ggml.add_bos_token", add_bos) && bos >= 0;
+  const bool add_eos = f.boolean_or("tokenizer.ggml.add_eos_token", false) && eos >= 0;
+  spec.tok["model"] = m;
+  spec.tok["post_processor"] = post_processor(tokens, bos, add_bos, eos, add_eos);
+  vocab_and_added(where, tokens, types, spec);
+
   auto piece = [&](int64_t id) { return id >= 0 ? json(tokens[size_t(id)]) : json(nullptr); };
-  cfg = {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"add_bos_token", add_bos}, {"add_eos_token", add_eos},
-         {"bos_token", piece(bos)}, {"eos_token", piece(eos)}, {"unk_token", piece(unk)}, {"pad_token", piece(pad)},
-         {"clean_up_tokenization_spaces", false}};
-  if (f.has("tokenizer.chat_template")) cfg["chat_template"] = f.string("tokenizer.chat_template");
+  spec.config = {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"add_bos_token", add_bos}, {"add_eos_token", add_eos},
+                 {"bos_token", piece(bos)}, {"eos_token", piece(eos)}, {"unk_token", piece(unk)}, {"pad_token", piece(pad)},
+                 {"clean_up_tokenization_spaces", false}};
+  if (f.has("tokenizer.chat_template")) spec.config["chat_template"] = f.string("tokenizer.chat_template");
   return spec;
 }
 

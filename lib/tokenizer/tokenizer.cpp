@@ -221,7 +221,7 @@ static void parse_tokenizer_json(const std::string& text, TokenizerSpec& spec) {
 
 Tokenizer Tokenizer::load(const std::filesystem::path& path) {
   std::error_code ec;
-  if (path.extension() == ".gguf" && std::filesystem::is_regular_file(path, ec)) return from_gguf(*gguf::File::open(path));
+  if (path.extension() == ".gguf" && !std::filesystem::is_directory(path, ec)) return from_gguf(*gguf::File::open(path));
   TokenizerSpec spec;
   spec.where = (path / "tokenizer.json").string();
   try {

@@ -31,7 +31,8 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
 fi
 have=$(cmake --build "$build" --target help)
 for t in "${targets[@]}"; do
-  # Some trees lack some targets (llama-cli, llama-simple); build what exists.
+  # Build what this tree has: llama-cli needs LLAMA_BUILD_SERVER (off here: the server is a long build of its
+  # own); llama-simple is the small generation example.
   if grep -qx "\.\.\. $t" <<<"$have"; then
     cmake --build "$build" -j"$jobs" --target "$t" >&2
   else

@@ -1,12 +1,14 @@
 // `llmopt tokenize` / `llmopt detokenize`: ids per stdin line equal HF tokenizers' (testdata/tokenizer,
 // from scripts/golden/tokenizer_golden.py), empty lines stay empty, --json/--add-special/--split-special,
-// a directory holding only tokenizer.json + tokenizer_config.json, and errors.
+// a directory holding only tokenizer.json + tokenizer_config.json, a .gguf file (llama.cpp's ids), and errors.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "../tokenizer/golden.h"
 #include "support/test_paths.h"
@@ -97,4 +99,29 @@ TEST_CASE("errors: missing tokenizer.json, bad ids") {
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("100000") != std::string::npos);
   std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE("tokenize and detokenize take a .gguf file: llama.cpp's ids for SmolLM2 (testdata/tokenizer/gguf)") {
+  auto gguf = (shared_dir() / "models/smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q4_1.gguf").string();
+  auto lines = tokgold::read_lines(shared_dir() / "data/wikitext-2-raw/wiki.test.raw");
+  lines.resize(100);
+  auto head = nlohmann::json::parse(llmopt::read_file(testdata_dir() / "tokenizer/gguf/smollm2.head.json"));
+  auto r = run_llmopt({"tokenize", gguf}, join_lines(lines));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::vector<std::string> want;
+  for (size_t i = 0; i < lines.size(); i++) want.push_back(fmt::format("{}", fmt::join(head["wiki"][i].get<Ids>(), " ")));
+  CHECK(r.out == join_lines(want));
+  auto back = run_llmopt({"detokenize", gguf}, r.out);
+  REQUIRE(back.exit_code == 0);
+  CHECK(back.out == join_lines(lines));
+
+  auto bad = temp_dir("tok-cli-gguf") / "truncated.gguf";
+  std::string bytes = llmopt::read_file(gguf).substr(0, 4096);
+  { std::ofstream(bad, std::ios::binary) << bytes; }
+  auto e = run_llmopt({"tokenize", bad.string()}, "Hello\n");
+  CHECK(e.exit_code == 1);
+  CHECK(e.out.empty());
+  CHECK(e.err.find(bad.string()) != std::string::npos);
+  CHECK(std::count(e.err.begin(), e.err.end(), '\n') == 1);
 }
