@@ -1,5 +1,6 @@
-// llmopt inspect MODEL_DIR [--json] [--context N --batch B]
+// llmopt inspect MODEL_DIR|FILE.gguf [--json] [--context N --batch B]
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "apps/llmopt/command.h"
 #include "lib/model/inspect.h"
@@ -44,6 +45,12 @@ void print_text(const llmopt::model::InspectReport& r) {
       fmt::print("{:<40} {:<36} {:>12} {:>12}\n", l.name, l.format, l.bytes, l.rows * l.cols * r.kv_elem_bytes - l.bytes);
     fmt::print("\n");
   }
+  if (!r.gguf_tensors.empty()) {  // a .gguf file: every tensor with its GGUF storage type
+    fmt::print("{:<32} {:<44} {:<6} {:>14} {:>12}\n", "gguf tensor", "hf name", "type", "shape", "bytes");
+    for (const auto& t : r.gguf_tensors)
+      fmt::print("{:<32} {:<44} {:<6} {:>14} {:>12}\n", t.gguf_name, t.name, t.dtype, fmt::format("{}", fmt::join(t.shape, "x")), t.bytes);
+    fmt::print("\n");
+  }
   const double lin = r.linear_numel ? double(r.linear_zeros) / double(r.linear_numel) : 0.0;
   const double all = r.float_params ? double(r.zeros) / double(r.float_params) : 0.0;
   fmt::print("sparsity       {:.2f}% of the linears' weights are zero, {:.2f}% of all parameters; sparsity_config {}\n",
@@ -62,7 +69,7 @@ LLMOPT_COMMAND("inspect", "Show a checkpoint's architecture, parameters, dtypes 
                [](CLI::App& sub) -> std::function<int()> {
                  struct Opts { std::string dir; bool json = false; int64_t context = 0, batch = 1; };
                  auto o = std::make_shared<Opts>();
-                 sub.add_option("MODEL_DIR", o->dir, "Hugging Face model directory")->required();
+                 sub.add_option("MODEL_DIR", o->dir, "Hugging Face model directory or .gguf file")->required();
                  sub.add_flag("--json", o->json, "print one JSON object on stdout");
                  sub.add_option("--context", o->context, "context length for the KV-cache size (default: max_position_embeddings)")
                      ->check(CLI::PositiveNumber);

@@ -1,5 +1,5 @@
-// llmopt tokenize DIR [--add-special] [--split-special] [--json]   (text lines on stdin → ids)
-// llmopt detokenize DIR [--skip-special]                           (ids lines on stdin → text)
+// llmopt tokenize DIR|MODEL.gguf [--add-special] [--split-special] [--json]   (text lines on stdin → ids)
+// llmopt detokenize DIR|MODEL.gguf [--skip-special]                           (ids lines on stdin → text)
 #include <fmt/format.h>
 
 #include <atomic>
@@ -41,11 +41,13 @@ void write_stdout(const std::string& s) { std::fwrite(s.data(), 1, s.size(), std
 
 LLMOPT_COMMAND(
     "tokenize",
-    "Encode text lines from stdin with DIR/tokenizer.json; print one line of space-separated ids per input line",
+    "Encode text lines from stdin with DIR/tokenizer.json or a .gguf file's tokenizer; print one line of space-separated "
+    "ids per input line",
     [](CLI::App& sub) -> std::function<int()> {
       struct Opts { std::string dir; bool add_special = false, split_special = false, json = false; };
       auto o = std::make_shared<Opts>();
-      sub.add_option("DIR", o->dir, "directory with tokenizer.json (and optional tokenizer_config.json)")->required();
+      sub.add_option("DIR", o->dir, "directory with tokenizer.json (and optional tokenizer_config.json), or a .gguf file")
+          ->required();
       sub.add_flag("--add-special", o->add_special, "add BOS/EOS as HF add_special_tokens=True (default: none)");
       sub.add_flag("--split-special", o->split_special,
                    "treat special tokens written in the text (e.g. <s>, <|im_end|>) as plain text; by default they "
@@ -84,11 +86,13 @@ LLMOPT_COMMAND(
 
 LLMOPT_COMMAND(
     "detokenize",
-    "Decode lines of space-separated ids from stdin with DIR/tokenizer.json; print one text line per input line",
+    "Decode lines of space-separated ids from stdin with DIR/tokenizer.json or a .gguf file's tokenizer; print one text "
+    "line per input line",
     [](CLI::App& sub) -> std::function<int()> {
       struct Opts { std::string dir; bool skip_special = false; };
       auto o = std::make_shared<Opts>();
-      sub.add_option("DIR", o->dir, "directory with tokenizer.json (and optional tokenizer_config.json)")->required();
+      sub.add_option("DIR", o->dir, "directory with tokenizer.json (and optional tokenizer_config.json), or a .gguf file")
+          ->required();
       sub.add_flag("--skip-special", o->skip_special, "leave out special tokens (BOS, EOS, ...)");
       return [o] {
         auto tok = llmopt::tok::Tokenizer::load(o->dir);

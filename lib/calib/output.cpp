@@ -1,6 +1,7 @@
 #include "lib/calib/output.h"
 
 #include "lib/core/error.h"
+#include "lib/tokenizer/tokenizer.h"
 
 namespace llmopt::calib {
 namespace fs = std::filesystem;
@@ -10,11 +11,22 @@ namespace {
 // "model.layers.0.mlp.up_proj.weight" → "model.layers.0.mlp.up_proj"
 std::string prefix_of(const std::string& name) { return name.substr(0, name.rfind('.')); }
 
+// generation_config.json (bos/eos/pad ids) and the tokenizer files of a .gguf input, from its metadata.
+void write_gguf_side_files(const gguf::File& f, const fs::path& dir) {
+  nlohmann::json g = nlohmann::json::object();
+  for (const auto& [key, name] : {std::pair{"tokenizer.ggml.bos_token_id", "bos_token_id"},
+                                  std::pair{"tokenizer.ggml.eos_token_id", "eos_token_id"},
+                                  std::pair{"tokenizer.ggml.padding_token_id", "pad_token_id"}})
+    if (f.has(key)) g[name] = f.integer(key);
+  write_file_atomic(dir / "generation_config.json", g.dump(2) + "\n");
+  if (f.has("tokenizer.ggml.model")) tok::write_hf_tokenizer(f, dir);  // a file without one gives a dir without one
+}
+
 }  // namespace
 
 OutputDir::OutputDir(const model::Checkpoint& ck, const fs::path& out,
                      const std::map<std::string, std::vector<PackedTensor>>& replaced, const OutputOptions& opt)
-    : in_dir_(ck.dir), dst_(out, AtomicOutput::Kind::Directory) {
+    : in_dir_(ck.dir), gguf_(ck.gguf), dst_(out, AtomicOutput::Kind::Directory) {
   // declare every output tensor first (the streaming writer needs the header), then copy the untouched ones
   std::vector<st::TensorInfo> specs;
   for (const auto& name : ck.tensors.names()) {
@@ -45,6 +57,11 @@ void OutputDir::commit(const nlohmann::json& config) { commit(config.dump(2) + "
 void OutputDir::commit(const std::string& config_json_text) {
   writer_->finish();
   write_file_atomic(dst_.path() / "config.json", config_json_text);
+  if (gguf_) {  // a .gguf input: its tokenizer and generation settings as Hugging Face files
+    write_gguf_side_files(*gguf_, dst_.path());
+    dst_.commit();
+    return;
+  }
   std::error_code list_ec;
   for (const auto& e : fs::directory_iterator(in_dir_, list_ec)) {
     if (!e.is_regular_file() || is_weight_file(e.path())) continue;

@@ -4,7 +4,8 @@
 //     replaced ones (a linear's ".weight" → packed codes + scales or a dense weight; convert's pooled or
 //     permuted attention tensors) as the caller streams them, e.g. layer by layer as the runner finishes them;
 //   config.json: the caller's (the input's plus quantization_config / sparsity_config; convert's edited text);
-//   every other file of the input (tokenizer, generation config) copied.
+//   every other file of the input (tokenizer, generation config) copied; for a .gguf input, those files made
+//   from its metadata (generation_config.json, tokenizer.json, tokenizer_config.json with the chat template).
 // Nothing appears at `out` until commit(); an exception on the way leaves nothing behind.
 #include <nlohmann/json.hpp>
 
@@ -45,6 +46,7 @@ class OutputDir {
 
  private:
   std::filesystem::path in_dir_;
+  std::shared_ptr<const gguf::File> gguf_;  // set for a .gguf input
   AtomicOutput dst_;
   std::unique_ptr<st::ShardedWriter> writer_;
 };

@@ -191,8 +191,8 @@ void write_grouped(const model::Checkpoint& src, const KvGroups& groups, calib::
   // config.json: only num_key_value_heads changes; key order and every other value kept.
   const fs::path cpath = src.dir / "config.json";
   nlohmann::ordered_json conf;
-  try {
-    conf = nlohmann::ordered_json::parse(read_file(cpath));
+  try {  // a .gguf checkpoint: the config.json its metadata gave
+    conf = nlohmann::ordered_json::parse(src.gguf ? c.raw.dump() : read_file(cpath));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed JSON ({})", cpath.string(), e.what());
   }

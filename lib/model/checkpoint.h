@@ -55,6 +55,7 @@ bool is_gguf_file(const std::filesystem::path& p);
 // The config.json of a GGUF file's model from its metadata (general.architecture llama, qwen2 or qwen3;
 // <arch>.block_count, embedding_length, ...); Error naming the file and key when one is missing or wrong.
 nlohmann::json gguf_config_json(const gguf::File& f);
+ModelConfig gguf_config(const gguf::File& f);  // that, parsed by parse_config
 
 // The GGUF tensor behind HF tensor `hf_name` of a GGUF checkpoint (nullptr if absent), and for q/k weights
 // and biases of the llama architecture the head count their rows were permuted with (0: stored in HF order).

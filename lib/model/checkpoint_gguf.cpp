@@ -74,6 +74,10 @@ json gguf_config_json(const gguf::File& f) {
   return j;
 }
 
+ModelConfig gguf_config(const gguf::File& f) {
+  return parse_config(gguf_config_json(f), f.path().string() + " (GGUF metadata)");
+}
+
 GgufTensor gguf_tensor(const Checkpoint& ck, const std::string& hf) {
   GgufTensor t;
   if (!ck.gguf) fail("{}: not a GGUF checkpoint", ck.dir.string());
@@ -125,7 +129,7 @@ Checkpoint Checkpoint::load_gguf(const fs::path& file, bool dense) {
   Checkpoint ck;
   ck.dir = file;
   ck.gguf = gguf::File::open(file);
-  ck.config = parse_config(gguf_config_json(*ck.gguf), file.string() + " (GGUF metadata)");
+  ck.config = gguf_config(*ck.gguf);
   for (const auto& t : ck.gguf->tensors())
     if (gguf::hf_tensor_name(t.name).empty())
       fail("{}: GGUF tensor '{}' has no counterpart in a Hugging Face {} model (not supported)", file.string(), t.name,

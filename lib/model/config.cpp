@@ -5,6 +5,7 @@
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/core/json.h"
+#include "lib/model/checkpoint.h"
 
 namespace llmopt::model {
 namespace {
@@ -172,6 +173,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& src) {
 }
 
 ModelConfig load_config(const std::filesystem::path& dir) {
+  if (is_gguf_file(dir)) return gguf_config(*gguf::File::open(dir));
   if (!std::filesystem::exists(dir)) fail("model directory {} does not exist", dir.string());
   if (!std::filesystem::is_directory(dir)) fail("{} is not a directory", dir.string());
   auto path = dir / "config.json";

@@ -56,6 +56,6 @@ struct ModelConfig {
 // Parses and validates; Error names the file and the field (unknown model_type, MoE "not supported yet",
 // missing or non-positive sizes, heads not dividing hidden, ...).
 ModelConfig parse_config(const nlohmann::json& j, const std::string& source_name = "config.json");
-ModelConfig load_config(const std::filesystem::path& model_dir);
+ModelConfig load_config(const std::filesystem::path& model_dir);  // or a .gguf file (checkpoint.h)
 
 }  // namespace llmopt::model

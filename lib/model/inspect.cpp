@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/gguf.h"
 #include "lib/model/arch.h"
 
 namespace llmopt::model {
@@ -51,6 +52,24 @@ LinearSparsity count_zeros(const std::string& name, const st::TensorView& v) {
   }
   return s;
 }
+
+// Every stored tensor under its HF name with its storage type: the safetensors dtype, or the GGUF type.
+std::vector<StoredTensor> stored_tensors(const Checkpoint& ck) {
+  std::vector<StoredTensor> out;
+  if (ck.gguf) {
+    for (const auto& t : ck.gguf->tensors()) {
+      const std::string hf = gguf::hf_tensor_name(t.name);
+      out.push_back({hf, t.name, gguf::type_name(t.type), t.shape, t.numel(), int64_t(t.nbytes), ck.tensors.has(hf)});
+    }
+    return out;
+  }
+  for (const auto& name : ck.tensors.names()) {
+    const auto& info = ck.tensors.info(name);
+    const bool fl = dtype_is_float(info.dtype) && (info.dtype == DType::F32 || dtype_size(info.dtype) == 2);
+    out.push_back({name, "", std::string(dtype_name(info.dtype)), info.shape, info.numel(), int64_t(info.nbytes()), fl});
+  }
+  return out;
+}
 }  // namespace
 
 InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
@@ -80,13 +99,14 @@ InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
   auto exp = expected_tensors(c);
   for (const auto& e : exp) expected[e.name] = &e;
 
-  for (const auto& name : ck.tensors.names()) {
-    const auto& info = ck.tensors.info(name);
-    const int64_t n = info.numel(), bytes = int64_t(info.nbytes());
+  for (const StoredTensor& st : stored_tensors(ck)) {
+    const std::string& name = st.name;
+    const int64_t n = st.numel, bytes = st.bytes;
     r.parameters += n;
     r.total_bytes += bytes;
-    r.params_by_dtype[std::string(dtype_name(info.dtype))] += n;
-    r.bytes_by_dtype[std::string(dtype_name(info.dtype))] += bytes;
+    r.params_by_dtype[st.dtype] += n;
+    r.bytes_by_dtype[st.dtype] += bytes;
+    if (ck.gguf) r.gguf_tensors.push_back(st);
     auto it = expected.find(name);
     ParamKind kind = ParamKind::Attention;
     int layer = -1;
@@ -101,7 +121,7 @@ InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
       if (const auto p = parse_layer_tensor(name); p && p->layer < int(c.num_hidden_layers)) layer = p->layer;
     }
     r.params_by_kind[param_kind_name(kind)] += n;
-    if (dtype_is_float(info.dtype) && (info.dtype == DType::F32 || dtype_size(info.dtype) == 2)) {
+    if (st.zeros_countable) {  // a float tensor (for a .gguf: its dequantized fp32 values)
       const auto v = ck.tensors.get(name);
       LinearSparsity s = count_zeros(name, v);
       r.zeros += s.zeros;
@@ -123,11 +143,20 @@ InspectReport inspect(const Checkpoint& ck, int64_t context, int64_t batch) {
   r.kv_elem_bytes = model_elem_bytes(ck);
   for (const auto& e : exp) {  // how each linear is stored, against dense weights of the model's dtype
     if (!e.is_linear) continue;
-    LinearStorage s = describe_linear(ck.tensors, c.quantization_config, e.name.substr(0, e.name.size() - 7));
+    const std::string prefix = e.name.substr(0, e.name.size() - 7);
+    LinearStorage s;
+    if (ck.gguf) {
+      const gguf::TensorInfo& t = *gguf_tensor(ck, e.name).info;
+      s = {prefix, gguf::is_float_type(t.type) ? gguf::type_name(t.type) : std::string("gguf ") + gguf::type_name(t.type),
+           t.rows(), t.cols(), int64_t(t.nbytes)};
+      r.any_quantized_linear = r.any_quantized_linear || !gguf::is_float_type(t.type);
+    } else {
+      s = describe_linear(ck.tensors, c.quantization_config, prefix);
+      r.any_quantized_linear = r.any_quantized_linear || !ck.tensors.has(e.name) ||
+                               !dtype_is_float(ck.tensors.info(e.name).dtype);
+    }
     r.linear_bytes += s.bytes;
     r.linear_dense_bytes += s.rows * s.cols * r.kv_elem_bytes;
-    r.any_quantized_linear = r.any_quantized_linear || !ck.tensors.has(e.name) ||
-                             !dtype_is_float(ck.tensors.info(e.name).dtype);
     r.linear_storage.push_back(std::move(s));
   }
   r.kv_bytes_per_token = c.kv_bytes_per_token(r.kv_elem_bytes);
@@ -165,6 +194,12 @@ nlohmann::json InspectReport::to_json() const {
                   {"dense_bytes", s.rows * s.cols * kv_elem_bytes}, {"bytes_saved", s.rows * s.cols * kv_elem_bytes - s.bytes}});
   j["linear_storage"] = {{"linears", ls}, {"bytes", linear_bytes}, {"dense_bytes", linear_dense_bytes},
                          {"bytes_saved", linear_dense_bytes - linear_bytes}};
+  if (!gguf_tensors.empty()) {
+    nlohmann::json gt = nlohmann::json::array();
+    for (const auto& t : gguf_tensors)
+      gt.push_back({{"name", t.gguf_name}, {"hf_name", t.name}, {"type", t.dtype}, {"shape", t.shape}, {"bytes", t.bytes}});
+    j["gguf_tensors"] = gt;
+  }
   j["sparsity"] = {{"linears", lin},
                    {"linear_sparsity", linear_numel ? double(linear_zeros) / double(linear_numel) : 0.0},
                    {"global_sparsity", float_params ? double(zeros) / double(float_params) : 0.0},

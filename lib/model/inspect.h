@@ -26,6 +26,15 @@ struct LinearSparsity {
   double sparsity() const { return numel ? double(zeros) / double(numel) : 0.0; }
 };
 
+// One stored tensor: its HF name, the GGUF name (.gguf checkpoints), its storage type (safetensors dtype or GGUF
+// type), shape, element count and bytes; zeros_countable: its values are float (counted for sparsity).
+struct StoredTensor {
+  std::string name, gguf_name, dtype;
+  std::vector<int64_t> shape;
+  int64_t numel = 0, bytes = 0;
+  bool zeros_countable = false;
+};
+
 struct InspectReport {
   std::string model_type, architecture;
   int64_t parameters = 0, total_bytes = 0;
@@ -45,6 +54,7 @@ struct InspectReport {
   std::vector<LinearStorage> linear_storage;
   int64_t linear_bytes = 0, linear_dense_bytes = 0;
   bool any_quantized_linear = false;
+  std::vector<StoredTensor> gguf_tensors;  // a .gguf checkpoint: every tensor in file order
   nlohmann::json shape;  // layers, hidden, heads, head_dim, vocab, rope, tie, MLA dims
   nlohmann::json to_json() const;
 };

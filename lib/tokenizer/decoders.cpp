@@ -1,4 +1,4 @@
-// Decoders: Sequence, Replace, ByteFallback, Fuse, Strip, ByteLevel — each a step over the token list,
+// Decoders: Sequence, Replace, ByteFallback, Fuse, Strip, ByteLevel, Metaspace — each a step over the token list,
 // as HF's Decoder::decode_chain; the final strings are concatenated.
 #include <stdexcept>
 
@@ -63,6 +63,9 @@ std::string Decoder::run(std::vector<std::string> tokens) const {
         tokens.assign(1, std::move(all));
         break;
       }
+      case DecStep::Metaspace:  // replacement → ' ', except in the first token, where it is dropped (as HF)
+        for (size_t i = 0; i < tokens.size(); i++) replace_all(tokens[i], st.a, i == 0 && !st.b.empty() ? "" : " ");
+        break;
       case DecStep::ByteLevel: {  // chars → bytes (a token with a char outside the alphabet stays as is)
         std::string bytes;
         for (auto& t : tokens)
@@ -93,6 +96,12 @@ static void parse_into(const json& j, const std::string& what, std::vector<DecSt
     steps.push_back({DecStep::Strip, f.string("content"), "", int(f.integer_or("start", 0, 0, 1 << 20)),
                      int(f.integer_or("stop", 0, 0, 1 << 20))});
   } else if (type == "ByteLevel") { steps.push_back({DecStep::ByteLevel, "", ""});
+  } else if (type == "Metaspace") {
+    std::string scheme = f.has("prepend_scheme") ? f.string("prepend_scheme")
+                                                 : (f.boolean_or("add_prefix_space", true) ? "always" : "never");
+    if (scheme != "always" && scheme != "first" && scheme != "never")
+      fail("{}: Metaspace prepend_scheme \"{}\" is not known (always, first, never)", what, scheme);
+    steps.push_back({DecStep::Metaspace, f.string_or("replacement", "\xE2\x96\x81"), scheme == "never" ? "" : "first"});
   } else {
     fail("{}: decoder type \"{}\" is not supported", what, type);
   }

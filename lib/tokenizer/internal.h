@@ -27,6 +27,7 @@ bool utf8_valid(std::string_view s);
 std::string utf8_lossy(std::string_view s);           // Rust String::from_utf8_lossy
 void utf8_append(std::string& out, uint32_t cp);
 uint32_t utf8_decode(std::string_view s, size_t& i);  // s must be valid UTF-8; advances i
+bool is_white_space(uint32_t cp);                     // Rust char::is_whitespace (Unicode White_Space)
 
 // ---- GPT-2 byte-level alphabet: every byte is shown as one printable char ------------------------
 const std::array<std::string, 256>& byte_to_char();
@@ -34,9 +35,14 @@ const std::array<std::string, 256>& byte_to_char();
 bool chars_to_bytes(std::string_view piece, std::string& out);
 
 // ---- normalizer -------------------------------------------------------------------------------
+struct Regex;  // PCRE2 code, JIT-compiled (pretokenize.cpp)
 struct NormStep {
-  enum Kind { Prepend, Replace, NFC, NFD, NFKC, NFKD } kind;
-  std::string a, b;  // Prepend: a; Replace: a → b
+  enum Kind { Prepend, Replace, ReplaceRegex, NFC, NFD, NFKC, NFKD, Lowercase, Strip, StripAccents, Bert } kind = NFC;
+  std::string a, b;            // Prepend: a; Replace, ReplaceRegex: a (the pattern) → b
+  std::shared_ptr<Regex> re;   // ReplaceRegex
+  bool left = false, right = false;  // Strip: which ends
+  // Bert: clean_text, handle_chinese_chars, strip_accents, lowercase
+  bool clean = false, chinese = false, accents = false, lower = false;
 };
 struct Normalizer {
   std::vector<NormStep> steps;
@@ -48,17 +54,29 @@ struct Normalizer {
 Normalizer parse_normalizer(const json& j, const std::string& what);
 
 // ---- pre-tokenizer ----------------------------------------------------------------------------
-struct Regex;  // PCRE2 code, JIT-compiled
-struct SplitStep {
+std::shared_ptr<Regex> make_regex(const std::string& pattern, bool literal);  // Error on a bad pattern
+struct Segment { size_t begin, end; bool match; };
+// All matches of re in s with the gaps between them, in order (as HF's Pattern::find_matches).
+void find_matches(const Regex& re, std::string_view s, std::vector<Segment>& segs);
+
+struct PreStep {
+  // Split: regex split with a behavior. Prefix: ByteLevel's add_prefix_space (prepend `text` unless the piece
+  // starts with it). Metaspace: ' ' → `text`, prepend `text` (always, or only at the start of the input),
+  // then (if `meta_split`) split before each `text`.
+  enum Kind { Split, Prefix, Metaspace } kind = Split;
   std::shared_ptr<Regex> re;
-  enum Behavior { Isolated, Removed, MergedWithPrevious, MergedWithNext } behavior = Isolated;
+  enum Behavior { Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous } behavior = Isolated;
   bool invert = false;
+  std::string text;
+  enum Prepend { Always, First, Never } prepend = Always;
+  bool meta_split = true;
 };
 struct PreTokenizer {
-  std::vector<SplitStep> steps;
+  std::vector<PreStep> steps;
   bool byte_level = false;  // a ByteLevel step: the model works on raw bytes
-  // Splits s into words (views into s), appended to `words`.
-  void split(std::string_view s, std::vector<std::string_view>& words) const;
+  // Splits s into words, appended to `words`: views into s, or into per-thread storage that lives until
+  // the next split() on this thread. at_start: s begins at offset 0 of the input (Metaspace "first").
+  void split(std::string_view s, bool at_start, std::vector<std::string_view>& words) const;
 };
 PreTokenizer parse_pre_tokenizer(const json& j, const std::string& what);
 
@@ -110,8 +128,9 @@ struct Bpe {
 
 // ---- decoder ----------------------------------------------------------------------------------
 struct DecStep {
-  enum Kind { Replace, ByteFallback, Fuse, Strip, ByteLevel } kind;
-  std::string a, b;        // Replace: a → b; Strip: a = the char
+  enum Kind { Replace, ByteFallback, Fuse, Strip, ByteLevel, Metaspace } kind;
+  std::string a, b;        // Replace: a → b; Strip: a = the char; Metaspace: a = the replacement, b = "first"
+                           // if the first token's replacements are dropped (prepend_scheme not "never")
   int start = 0, stop = 0; // Strip
 };
 struct Decoder {
@@ -120,5 +139,18 @@ struct Decoder {
   std::string run(std::vector<std::string> tokens) const;
 };
 Decoder parse_decoder(const json& j, const std::string& what);
+
+// ---- what a Tokenizer is built from -----------------------------------------------------------
+// tokenizer.json (read from a file, or made from GGUF metadata) and tokenizer_config.json.
+struct TokenizerSpec {
+  json tok = json::object();  // tokenizer.json without model.vocab and model.merges
+  std::vector<std::pair<std::string, int32_t>> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+  json config = json::object();  // tokenizer_config.json
+  std::string where, config_where;  // their names in messages
+};
+// The tokenizer.json / tokenizer_config.json equivalent of a GGUF file's tokenizer.ggml.* metadata
+// (gguf_vocab.cpp); Error naming the file and key for an unknown tokenizer model or pre-tokenizer type.
+TokenizerSpec spec_from_gguf(const gguf::File& f);
 
 }  // namespace llmopt::tok::detail

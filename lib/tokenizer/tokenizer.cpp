@@ -2,10 +2,9 @@
 // the post-processor and decode. The parts live in normalize.cpp, pretokenize.cpp, bpe.cpp, decoders.cpp.
 #include "lib/tokenizer/tokenizer.h"
 
-#include <utf8proc.h>
-
 #include <stdexcept>
 
+#include "formats/gguf_read.h"
 #include "lib/core/error.h"
 #include "lib/core/fsutil.h"
 #include "lib/core/log.h"
@@ -20,6 +19,7 @@ struct AddedToken {
   std::string content;
   int32_t id;
   bool special, normalized, lstrip, rstrip;
+  std::string piece;  // what decode gives: the content, normalized if normalized=true (as HF's id_to_token)
 };
 
 // Byte trie over added-token contents: leftmost-longest matching, as HF's aho-corasick (LeftmostLongest).
@@ -60,12 +60,6 @@ struct Trie {
   }
 };
 
-bool is_space(uint32_t cp) {  // Rust char::is_whitespace (Unicode White_Space)
-  if (cp == ' ' || (cp >= 9 && cp <= 13) || cp == 0x85) return true;
-  auto cat = utf8proc_category(utf8proc_int32_t(cp));
-  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
-}
-
 }  // namespace
 
 struct Tokenizer::Impl {
@@ -79,6 +73,7 @@ struct Tokenizer::Impl {
   std::vector<int32_t> prefix, suffix;               // post-processor around the sequence
   int32_t bos = -1, eos = -1;
   bool add_bos = false;
+  std::string chat_template;
   int64_t vocab_size = 0;
 
   int32_t token_id(std::string_view piece) const {
@@ -106,14 +101,14 @@ struct Tokenizer::Impl {
           size_t p = b - 1;
           while (p > done && (s[p] & 0xC0) == 0x80) p--;
           size_t q = p;
-          if (!is_space(utf8_decode(s, q))) break;
+          if (!is_white_space(utf8_decode(s, q))) break;
           b = p;
         }
       }
       if (a.rstrip) {
         while (e < s.size()) {
           size_t q = e;
-          if (!is_space(utf8_decode(s, q))) break;
+          if (!is_white_space(utf8_decode(s, q))) break;
           e = q;
         }
         i = e;
@@ -127,16 +122,21 @@ struct Tokenizer::Impl {
 
   void encode_text(std::string_view text, bool parse_special, std::vector<int32_t>& out) const {
     thread_local std::vector<std::string_view> words;
-    auto model = [&](std::string_view piece) {
+    auto model = [&](std::string_view piece, bool at_start) {
       words.clear();
-      pre.split(piece, words);
+      pre.split(piece, at_start, words);
       for (auto w : words) bpe.encode_word(w, out);
     };
+    // at_start: the piece begins at offset 0 of the input (for Metaspace prepend_scheme "first").
     split_added(raw_trie, text, parse_special, out, [&](std::string_view gap) {
-      if (normalizer.empty()) return split_added(norm_trie, gap, parse_special, out, model);
+      const bool gap_start = gap.data() == text.data();
+      auto norm_gap = [&](std::string_view base) {
+        return [&, base](std::string_view g) { model(g, gap_start && g.data() == base.data()); };
+      };
+      if (normalizer.empty()) return split_added(norm_trie, gap, parse_special, out, norm_gap(gap));
       std::string norm(gap);
       normalizer.apply(norm);
-      split_added(norm_trie, norm, parse_special, out, model);
+      split_added(norm_trie, norm, parse_special, out, norm_gap(norm));
     });
   }
 };
@@ -176,95 +176,118 @@ static std::string config_token(const JsonObject& c, const char* key) {
   return json_string(v, fmt::format("{}: field \"{}\"", c.what(), key));
 }
 
-Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
+// tokenizer.json text → spec. vocab and merges (most of the file) are taken out during the parse instead of
+// becoming json values.
+static void parse_tokenizer_json(const std::string& text, TokenizerSpec& spec) {
+  auto& vocab = spec.vocab;
+  auto& merges = spec.merges;
+  const std::string& where = spec.where;
+  std::string top, sub, key;  // keys at depth 1 and 2, and the pending vocab key
+  bool pending_first = false;  // inside a ["a", "b"] merge after "a"
+  using E = json::parse_event_t;
+  vocab.reserve(text.size() / 16);  // upper bounds; untouched capacity costs nothing
+  merges.reserve(text.size() / 16);
+  spec.tok = json::parse(text, [&](int depth, E ev, json& v) -> bool {
+    if (ev == E::key) {
+      if (depth == 1) top = v.get<std::string>();
+      else if (depth == 2) sub = v.get<std::string>();
+      else if (depth == 3 && top == "model" && sub == "vocab") return key = std::move(v.get_ref<std::string&>()), false;
+      return true;
+    }
+    if (depth < 3 || top != "model") return true;
+    if (ev == E::value && depth == 3 && sub == "vocab") {
+      const int64_t id = json_integer(v, fmt::format("{}: model: vocab[\"{}\"]", where, key), 0, INT32_MAX);
+      return vocab.emplace_back(std::move(key), int32_t(id)), false;
+    }
+    if (sub != "merges") return true;
+    if (ev == E::value && depth == 3) {  // "a b"
+      const std::string s = json_string(v, fmt::format("{}: model: merges[{}]", where, merges.size()));
+      size_t sp = s.find(' ');
+      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+        fail("{}: model: merges[{}] \"{}\" is not two tokens separated by one space", where, merges.size(), s);
+      merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+      return false;
+    }
+    if (ev == E::value && depth == 4) {  // ["a", "b"]
+      const size_t at = pending_first ? merges.size() - 1 : merges.size();
+      std::string s = json_string(v, fmt::format("{}: model: merges[{}] element", where, at));
+      if (pending_first) merges.back().second = std::move(s), pending_first = false;
+      else merges.emplace_back(std::move(s), std::string()), pending_first = true;
+      return false;
+    }
+    return !(ev == E::array_end && depth == 3);  // drop the emptied ["a", "b"]
+  });
+}
+
+Tokenizer Tokenizer::load(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (path.extension() == ".gguf" && std::filesystem::is_regular_file(path, ec)) return from_gguf(*gguf::File::open(path));
+  TokenizerSpec spec;
+  spec.where = (path / "tokenizer.json").string();
+  try {
+    parse_tokenizer_json(read_file(path / "tokenizer.json"), spec);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("cannot load tokenizer {}: {}", spec.where, e.what());
+  }
+  auto cpath = path / "tokenizer_config.json";
+  spec.config_where = cpath.string();
+  if (std::filesystem::exists(cpath)) spec.config = read_json_file(cpath);
+  return from_spec(spec);
+}
+
+// The added tokens of the spec, and the tries that find them in text.
+static void load_added(const JsonObject& top_level, Tokenizer::Impl& t, const std::string& where) {
+  const json& added = top_level.array_or_empty("added_tokens");
+  const int64_t max_added_id = t.vocab_size + int64_t(added.size()) + 65536;  // as for the vocab (bpe.cpp)
+  for (size_t i = 0; i < added.size(); ++i) {
+    const JsonObject a(added[i], fmt::format("{}: added_tokens[{}]", where, i));
+    AddedToken tok{a.string("content"), int32_t(a.integer("id", 0, max_added_id)), a.boolean_or("special", false),
+                   a.boolean_or("normalized", true), a.boolean_or("lstrip", false), a.boolean_or("rstrip", false), ""};
+    if (a.boolean_or("single_word", false)) log::warn("{}: added token {} has single_word=true, which is ignored", where, tok.content);
+    int32_t index = int32_t(t.added.size());
+    t.added_by_id[tok.id] = index;
+    t.vocab_size = std::max<int64_t>(t.vocab_size, tok.id + 1);
+    t.added.push_back(std::move(tok));
+  }
+  for (int32_t i = 0; i < int32_t(t.added.size()); i++) {
+    AddedToken& a = t.added[i];
+    a.piece = a.content;
+    if (!a.normalized) { t.raw_trie.add(a.content, i); continue; }
+    t.normalizer.apply(a.piece);  // normalized tokens are matched in normalized text
+    t.norm_trie.add(a.piece, i);
+  }
+}
+
+Tokenizer Tokenizer::from_spec(TokenizerSpec& spec) {
   auto impl = std::make_shared<Impl>();
   Impl& t = *impl;
-  auto path = dir / "tokenizer.json";
+  const std::string& where = spec.where;
   bool has_template = false;
   try {
-    // vocab and merges (most of the file) are taken out during the parse instead of becoming json values.
-    std::vector<std::pair<std::string, int32_t>> vocab;
-    std::vector<std::pair<std::string, std::string>> merges;
-    std::string top, sub, key;  // keys at depth 1 and 2, and the pending vocab key
-    bool pending_first = false;  // inside a ["a", "b"] merge after "a"
-    using E = json::parse_event_t;
-    const std::string where = path.string();
-    std::string text = read_file(path);
-    vocab.reserve(text.size() / 16);  // upper bounds; untouched capacity costs nothing
-    merges.reserve(text.size() / 16);
-    json j = json::parse(text, [&](int depth, E ev, json& v) -> bool {
-      if (ev == E::key) {
-        if (depth == 1) top = v.get<std::string>();
-        else if (depth == 2) sub = v.get<std::string>();
-        else if (depth == 3 && top == "model" && sub == "vocab") return key = std::move(v.get_ref<std::string&>()), false;
-        return true;
-      }
-      if (depth < 3 || top != "model") return true;
-      if (ev == E::value && depth == 3 && sub == "vocab") {
-        const int64_t id = json_integer(v, fmt::format("{}: model: vocab[\"{}\"]", where, key), 0, INT32_MAX);
-        return vocab.emplace_back(std::move(key), int32_t(id)), false;
-      }
-      if (sub != "merges") return true;
-      if (ev == E::value && depth == 3) {  // "a b"
-        const std::string s = json_string(v, fmt::format("{}: model: merges[{}]", where, merges.size()));
-        size_t sp = s.find(' ');
-        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-          fail("{}: model: merges[{}] \"{}\" is not two tokens separated by one space", where, merges.size(), s);
-        merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-        return false;
-      }
-      if (ev == E::value && depth == 4) {  // ["a", "b"]
-        const size_t at = pending_first ? merges.size() - 1 : merges.size();
-        std::string s = json_string(v, fmt::format("{}: model: merges[{}] element", where, at));
-        if (pending_first) merges.back().second = std::move(s), pending_first = false;
-        else merges.emplace_back(std::move(s), std::string()), pending_first = true;
-        return false;
-      }
-      return !(ev == E::array_end && depth == 3);  // drop the emptied ["a", "b"]
-    });
-    const JsonObject top_level(j, where);
+    const JsonObject top_level(spec.tok, where);
     static const json none;
     auto section = [&](const char* k) -> const json& { return top_level.has(k) ? top_level.get(k) : none; };
     t.normalizer = parse_normalizer(section("normalizer"), top_level.path("normalizer"));
     t.pre = parse_pre_tokenizer(section("pre_tokenizer"), top_level.path("pre_tokenizer"));
-    t.bpe.load(top_level.get("model"), top_level.path("model"), vocab, merges, t.pre.byte_level);
+    t.bpe.load(top_level.get("model"), top_level.path("model"), spec.vocab, spec.merges, t.pre.byte_level);
     t.decoder = parse_decoder(section("decoder"), top_level.path("decoder"));
     parse_post_processor(section("post_processor"), top_level.path("post_processor"), t, has_template);
     t.vocab_size = int64_t(t.bpe.pieces.size());
-    const json& added = top_level.array_or_empty("added_tokens");
-    const int64_t max_added_id = t.vocab_size + int64_t(added.size()) + 65536;  // as for the vocab (bpe.cpp)
-    for (size_t i = 0; i < added.size(); ++i) {
-      const JsonObject a(added[i], fmt::format("{}: added_tokens[{}]", where, i));
-      AddedToken tok{a.string("content"), int32_t(a.integer("id", 0, max_added_id)), a.boolean_or("special", false),
-                     a.boolean_or("normalized", true), a.boolean_or("lstrip", false), a.boolean_or("rstrip", false)};
-      if (a.boolean_or("single_word", false)) log::warn("{}: added token {} has single_word=true, which is ignored", path.string(), tok.content);
-      int32_t index = int32_t(t.added.size());
-      t.added_by_id[tok.id] = index;
-      t.vocab_size = std::max<int64_t>(t.vocab_size, tok.id + 1);
-      t.added.push_back(std::move(tok));
-    }
-    for (int32_t i = 0; i < int32_t(t.added.size()); i++) {
-      const AddedToken& a = t.added[i];
-      if (!a.normalized) { t.raw_trie.add(a.content, i); continue; }
-      std::string norm = a.content;  // normalized tokens are matched in normalized text
-      t.normalizer.apply(norm);
-      t.norm_trie.add(norm, i);
-    }
+    load_added(top_level, t, where);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail("cannot load tokenizer {}: {}", path.string(), e.what());
+    fail("cannot load tokenizer {}: {}", where, e.what());
   }
 
-  auto cpath = dir / "tokenizer_config.json";
-  json cfg_json = json::object();
-  if (std::filesystem::exists(cpath)) cfg_json = read_json_file(cpath);
-  const JsonObject cfg(cfg_json, cpath.string());
+  const JsonObject cfg(spec.config, spec.config_where);
   std::string bos = config_token(cfg, "bos_token"), eos = config_token(cfg, "eos_token");
   t.bos = bos.empty() ? (t.prefix.empty() ? -1 : t.prefix.front()) : t.token_id(bos);
   t.eos = eos.empty() ? (t.suffix.empty() ? -1 : t.suffix.back()) : t.token_id(eos);
-  if (!bos.empty() && t.bos < 0) fail("{}: bos_token {} is not in the vocabulary", cpath.string(), bos);
-  if (!eos.empty() && t.eos < 0) fail("{}: eos_token {} is not in the vocabulary", cpath.string(), eos);
+  if (!bos.empty() && t.bos < 0) fail("{}: bos_token {} is not in the vocabulary", spec.config_where, bos);
+  if (!eos.empty() && t.eos < 0) fail("{}: eos_token {} is not in the vocabulary", spec.config_where, eos);
   // Without a template, tokenizer_config.json's add_bos_token/add_eos_token decide (transformers 4.x).
   if (!has_template) {
     if (cfg.boolean_or("add_bos_token", false) && t.bos >= 0) t.prefix = {t.bos};
@@ -272,6 +295,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
   }
   t.add_bos = cfg.has("add_bos_token") ? cfg.boolean("add_bos_token") && t.bos >= 0 && !t.prefix.empty()
                                        : !t.prefix.empty() && t.prefix.front() == t.bos;
+  if (cfg.has("chat_template") && cfg.get("chat_template").is_string()) t.chat_template = cfg.string("chat_template");
   Tokenizer out;
   out.impl_ = std::move(impl);
   return out;
@@ -294,7 +318,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
   for (int32_t id : ids) {
     if (auto it = t.added_by_id.find(id); it != t.added_by_id.end()) {
       const AddedToken& a = t.added[it->second];
-      if (!(skip_special && a.special)) tokens.push_back(a.content);
+      if (!(skip_special && a.special)) tokens.push_back(a.piece);
     } else if (id >= 0 && size_t(id) < t.bpe.pieces.size() && !t.bpe.pieces[id].empty()) {
       tokens.push_back(t.bpe.pieces[id]);
     }
@@ -308,12 +332,14 @@ bool Tokenizer::add_bos() const { return impl_->add_bos; }
 int64_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 
 std::string Tokenizer::id_to_piece(int32_t id) const {
-  if (auto it = impl_->added_by_id.find(id); it != impl_->added_by_id.end()) return impl_->added[it->second].content;
+  if (auto it = impl_->added_by_id.find(id); it != impl_->added_by_id.end()) return impl_->added[it->second].piece;
   if (id >= 0 && size_t(id) < impl_->bpe.pieces.size()) return impl_->bpe.pieces[id];
   return {};
 }
 
 int32_t Tokenizer::piece_to_id(std::string_view piece) const { return impl_->token_id(piece); }
+
+const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
 
 bool Tokenizer::is_special(int32_t id) const {
   auto it = impl_->added_by_id.find(id);

@@ -1,4 +1,6 @@
 // UTF-8 validation, lossy decoding (Rust semantics, which HF follows) and the GPT-2 byte alphabet.
+#include <utf8proc.h>
+
 #include "lib/tokenizer/internal.h"
 
 namespace llmopt::tok::detail {
@@ -76,6 +78,12 @@ uint32_t utf8_decode(std::string_view s, size_t& i) {
   for (int k = 1; k < n && i + k < s.size(); k++) cp = cp << 6 | (s[i + k] & 0x3F);
   i += n;
   return cp;
+}
+
+bool is_white_space(uint32_t cp) {
+  if (cp == ' ' || (cp >= 9 && cp <= 13) || cp == 0x85) return true;
+  auto cat = utf8proc_category(utf8proc_int32_t(cp));
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 
 // GPT-2: printable Latin-1 bytes stand for themselves, the other 68 bytes for U+0100.. in byte order.

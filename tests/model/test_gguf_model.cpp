@@ -178,6 +178,27 @@ TEST_CASE("SmolLM2-135M-Instruct Q4_1 GGUF: config from metadata and logits equa
   CHECK(d < 1e-3);
 }
 
+TEST_CASE("qwen2 and qwen3 GGUF files (gguf-py, as convert_hf_to_gguf writes them): logits equal transformers'") {
+  for (const char* name : {"tiny-qwen2", "tiny-qwen3"}) {
+    INFO(name);
+    const json g = json::parse(read_file(test::testdata_dir() / "forward" / (std::string(name) + ".json")));
+    const std::vector<float> want = floats(read_file(test::testdata_dir() / "forward" / (std::string(name) + ".bin")));
+    auto m = Model::load(gdir() / (std::string(name) + ".gguf"));
+    const ModelConfig& c = m->config();
+    const bool qwen3 = std::string(name) == "tiny-qwen3";
+    CHECK(c.arch == (qwen3 ? Arch::Qwen3 : Arch::Qwen2));
+    CHECK(c.qk_norm == qwen3);
+    CHECK(c.attention_bias == !qwen3);
+    CHECK(c.head_dim == (qwen3 ? 16 : 12));
+    const std::vector<float> got = prefill_logits(*m, g["ids"].get<std::vector<int32_t>>());
+    REQUIRE(got.size() == want.size());
+    double d = 0;
+    for (size_t i = 0; i < got.size(); ++i) d = std::max(d, std::fabs(double(got[i]) - double(want[i])));
+    MESSAGE(std::string(name) << " GGUF vs transformers on the HF checkpoint: max |logit difference| = " << d);
+    CHECK(d <= 1e-4);
+  }
+}
+
 TEST_CASE("GGUF checkpoints: unsupported architecture and missing tensors are one clear error") {
   const fs::path dir = test::temp_dir("gguf-arch");
   gguf::Metadata m;
