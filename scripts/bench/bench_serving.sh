@@ -5,7 +5,8 @@
 #  3. llama.cpp's llama-batched-bench on GGUF=... in the same run when LLAMA_BATCHED_BENCH is set.
 #   scripts/bench/bench_serving.sh LLMOPT_BIN MODEL_DIR [PP] [TG] [PREFIX_TOKENS] [THREADS]
 # env: LLAMA_BATCHED_BENCH=path/to/llama-batched-bench GGUF=model.gguf (optional); TOKENIZER_DIR (default
-# MODEL_DIR; a .gguf MODEL needs a directory with the same tokenizer.json to cut the shared prefix's ids)
+# MODEL_DIR; a .gguf MODEL needs a directory with the same tokenizer.json to cut the shared prefix's ids);
+# SKIP_PREFIX=1 skips part 2
 set -euo pipefail
 BIN=$1 M=$2 PP=${3:-128} TG=${4:-128} PREFIX=${5:-256} T=${6:-2}
 NPL=${NPL:-1,2,4,8,16,32}
@@ -27,6 +28,7 @@ for r in rows:
           f'{100 * r["kv_waste"]:.2f}% |')
 PY
 
+if [[ -z "${SKIP_PREFIX:-}" ]]; then
 # 16 requests: BOS and the same PREFIX - 1 TinyStories token ids, then 8 ids of their own
 "$BIN" -q tokenize "${TOKENIZER_DIR:-$M}" < "$TEXT" > /tmp/bench_serving_ids.txt
 python3 - "$PREFIX" /tmp/bench_serving_ids.txt > /tmp/bench_serving_prefix.jsonl <<'PY'
@@ -47,6 +49,7 @@ for mode in on off; do
   "$BIN" -q -t "$T" bench "$M" --prompts-file /tmp/bench_serving_prefix.jsonl --json "${flag[@]}" |
     python3 -c "import json,sys; j=json.load(sys.stdin); print(f'| $mode | {j[\"prefill_s\"]:.3f} | {j[\"prefix_hit_tokens\"]} | {j[\"wall_s\"]:.3f} | {j[\"output_tokens_per_s\"]:.1f} | {1e3*j[\"ttft_s\"][\"p50\"]:.1f} |')"
 done
+fi
 
 if [[ -n "${LLAMA_BATCHED_BENCH:-}" && -n "${GGUF:-}" ]]; then
   echo
