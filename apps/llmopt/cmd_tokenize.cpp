@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -12,6 +11,7 @@
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/threads.h"
+#include "lib/tokenizer/ids.h"
 #include "lib/tokenizer/tokenizer.h"
 
 namespace {
@@ -99,22 +99,9 @@ LLMOPT_COMMAND(
         std::string text = read_stdin();
         auto lines = split_lines(text);
         std::string all;
-        std::vector<int32_t> ids;
         for (size_t i = 0; i < lines.size(); i++) {
-          ids.clear();
-          std::string_view l = lines[i];
-          for (size_t p = 0; p < l.size();) {
-            if (l[p] == ' ' || l[p] == '\t' || l[p] == '\r') { p++; continue; }
-            int32_t id;
-            auto [end, ec] = std::from_chars(l.data() + p, l.data() + l.size(), id);
-            size_t stop = l.find_first_of(" \t\r", p);
-            if (ec != std::errc() || (end != l.data() + l.size() && *end != ' ' && *end != '\t' && *end != '\r'))
-              llmopt::fail("detokenize: stdin line {}: not a token id: '{}'", i + 1, l.substr(p, stop == l.npos ? l.npos : stop - p));
-            if (id < 0 || id >= tok.vocab_size())
-              llmopt::fail("detokenize: stdin line {}: id {} is outside the vocabulary (size {})", i + 1, id, tok.vocab_size());
-            ids.push_back(id);
-            p = size_t(end - l.data());
-          }
+          const auto ids = llmopt::tok::parse_id_line(lines[i], fmt::format("detokenize: stdin line {}", i + 1),
+                                                      tok.vocab_size());
           all += tok.decode(ids, o->skip_special);
           all += '\n';
         }

@@ -1,4 +1,5 @@
 // llmopt: quantize, prune, convert, inspect and run Hugging Face LLM checkpoints.
+#include <csignal>
 #include <cstdio>
 #include <map>
 
@@ -17,6 +18,9 @@ std::vector<Command>& commands() {
 
 int main(int argc, char** argv) {
   using namespace llmopt;
+  // Past a file-size limit (RLIMIT_FSIZE) write(2) fails with EFBIG, which the writers report as an error,
+  // instead of the default SIGXFSZ killing the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"llmopt: quantize, prune, convert and run Hugging Face LLM checkpoints", "llmopt"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "llmopt 0.1.0");

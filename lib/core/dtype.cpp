@@ -76,7 +76,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
     for (size_t i = 0; i < n; ++i) dst[i] = f(p[i]);
   };
   switch (t) {
-    case DType::F32: std::memcpy(dst, src, n * 4); break;
+    case DType::F32: if (n) std::memcpy(dst, src, n * 4); break;  // (an empty tensor may have null pointers)
     case DType::F64: conv(static_cast<const double*>(src), [](double x) { return float(x); }); break;
     case DType::F16: conv(static_cast<const uint16_t*>(src), f16_to_f32); break;
     case DType::BF16: conv(static_cast<const uint16_t*>(src), bf16_to_f32); break;
@@ -94,7 +94,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
 void from_f32(DType t, const float* src, void* dst, size_t n) {
   uint16_t* d16 = static_cast<uint16_t*>(dst);
   switch (t) {
-    case DType::F32: std::memcpy(dst, src, n * 4); return;
+    case DType::F32: if (n) std::memcpy(dst, src, n * 4); return;
     case DType::F16:
       for (size_t i = 0; i < n; ++i) {
         const uint16_t h = f32_to_f16(src[i]);

@@ -1,13 +1,17 @@
 #include "lib/core/fsutil.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
 #include "lib/core/error.h"
+#include "lib/core/log.h"
 
 namespace llmopt {
 namespace fs = std::filesystem;
@@ -20,11 +24,36 @@ bool is_weight_file(const fs::path& p) {
   return name == "config.json" || name == "model.safetensors.index.json" || name == "pytorch_model.bin.index.json";
 }
 
+namespace {
+
+// Removes the temporary siblings ".NAME.tmp-PID-N" of `name` in `parent` whose process PID is gone: what a
+// run killed before its commit() left behind. A live process's sibling (a concurrent run) is kept.
+void remove_leftovers(const fs::path& parent, const std::string& name) {
+  const std::string stem = "." + name + ".tmp-";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const std::string f = e.path().filename().string();
+    if (f.compare(0, stem.size(), stem) != 0) continue;
+    const char* p = f.c_str() + stem.size();
+    char* end = nullptr;
+    const long pid = std::strtol(p, &end, 10);
+    if (end == p || *end != '-' || pid <= 0 || pid == long(getpid())) continue;
+    if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;  // still running (or not ours to judge)
+    std::error_code rm;
+    fs::remove_all(e.path(), rm);
+    if (rm) log::warn("cannot remove {}, left by an interrupted run: {}", e.path().string(), rm.message());
+    else log::info("removed {}, left by an interrupted run", e.path().string());
+  }
+}
+
+}  // namespace
+
 AtomicOutput::AtomicOutput(fs::path final_path, Kind kind) : final_(std::move(final_path)), kind_(kind) {
   static std::atomic<int> counter{0};
   if (final_.filename().empty()) final_ = final_.parent_path();
   fs::path parent = final_.parent_path().empty() ? fs::path(".") : final_.parent_path();
   if (!fs::is_directory(parent)) fail("output directory {} does not exist", parent.string());
+  remove_leftovers(parent, final_.filename().string());
   if (kind_ == Kind::Directory && fs::exists(final_) &&
       (!fs::is_directory(final_) || !fs::is_empty(final_)))
     fail("output {} already exists and is not an empty directory", final_.string());
@@ -65,11 +94,20 @@ std::string read_file(const fs::path& p) {
 
 void write_file_atomic(const fs::path& p, std::string_view data) {
   AtomicOutput out(p, AtomicOutput::Kind::File);
-  {
-    std::ofstream f(out.path(), std::ios::binary);
-    f.write(data.data(), std::streamsize(data.size()));
-    if (!f) fail("cannot write {}", out.path().string());
+  // plain write(2), so that a full disk or a file-size limit is reported with its reason (ENOSPC, EFBIG)
+  const int fd = ::open(out.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot create {}: {}", out.path().string(), std::strerror(errno));
+  for (size_t done = 0; done < data.size();) {
+    const ssize_t w = ::write(fd, data.data() + done, data.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int err = w < 0 ? errno : EIO;
+      ::close(fd);
+      fail("cannot write {}: {}", p.string(), std::strerror(err));
+    }
+    done += size_t(w);
   }
+  if (::close(fd) != 0) fail("cannot write {}: {}", p.string(), std::strerror(errno));
   out.commit();
 }
 

@@ -9,7 +9,9 @@ namespace llmopt {
 
 // A file or directory under construction at a hidden sibling of `final_path`.
 // commit() renames it into place (replacing an existing file / empty-or-absent directory);
-// the destructor removes it if commit() was never called.
+// the destructor removes it if commit() was never called. A run killed before that (SIGKILL, power) leaves
+// the sibling ".NAME.tmp-PID-N" behind and never a partial NAME; the constructor removes such leftovers
+// of processes that no longer exist.
 class AtomicOutput {
  public:
   enum class Kind { File, Directory };

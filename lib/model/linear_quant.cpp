@@ -97,6 +97,12 @@ int cfg_int(const json& j, const char* key, int fallback) {
   return j.contains(key) && j[key].is_number_integer() ? j[key].get<int>() : fallback;
 }
 
+// j[key], or null when j is not an object holding key (const operator[] on a missing key is undefined)
+const json& member(const json& j, const char* key) {
+  static const json none;
+  return j.is_object() && j.contains(key) ? j[key] : none;
+}
+
 // A tensor that must exist, with `dims` dimensions.
 st::TensorView need(const st::TensorSet& ts, const std::string& name, size_t dims) {
   if (!ts.has(name)) fail("tensor {} is missing (the quantized layout needs it)", name);
@@ -128,6 +134,7 @@ QuantWeight load_gptq(const st::TensorSet& ts, const json& qc, const std::string
   const auto qw = need(ts, p + ".qweight", 2), qz = need(ts, p + ".qzeros", 2), sc = need(ts, p + ".scales", 2);
   need_int32(qw), need_int32(qz);
   const int64_t rows = qw.shape()[1], cols = qw.shape()[0] * 32 / bits, ng = sc.shape()[0];
+  if (rows == 0 || cols == 0 || ng == 0) fail("{}: empty qweight or scales", p);
   if (qw.shape()[0] * 32 % bits) fail("{}.qweight: {} rows do not hold whole {}-bit columns", p, qw.shape()[0], bits);
   if (sc.shape()[1] != rows) fail("{}.scales: shape [{}, {}], expected [n_groups, {}]", p, sc.shape()[0], sc.shape()[1], rows);
   const int64_t nz = (rows * bits + 31) / 32;
@@ -180,6 +187,7 @@ QuantWeight load_awq(const st::TensorSet& ts, const json& qc, const std::string&
   const auto qw = need(ts, p + ".qweight", 2), qz = need(ts, p + ".qzeros", 2), sc = need(ts, p + ".scales", 2);
   need_int32(qw), need_int32(qz);
   const int64_t cols = qw.shape()[0], rows = qw.shape()[1] * 8, ng = sc.shape()[0];
+  if (rows == 0 || cols == 0 || ng == 0) fail("{}: empty qweight or scales", p);
   if (sc.shape()[1] != rows) fail("{}.scales: shape [{}, {}], expected [n_groups, {}]", p, sc.shape()[0], sc.shape()[1], rows);
   if (qz.shape()[0] != ng || qz.shape()[1] != rows / 8)
     fail("{}.qzeros: shape [{}, {}], expected [{}, {}]", p, qz.shape()[0], qz.shape()[1], ng, rows / 8);
@@ -220,8 +228,14 @@ const json* ct_scheme(const json& qc, const std::string& p) {
     for (const auto& t : grp["targets"]) {
       const std::string s = t.is_string() ? t.get<std::string>() : "";
       if (s == "Linear" || s == p) return &grp;
-      if (s.rfind("re:", 0) == 0 && std::regex_search(p, std::regex(s.substr(3)), std::regex_constants::match_continuous))
-        return &grp;
+      if (s.rfind("re:", 0) != 0) continue;
+      std::regex re;
+      try {
+        re.assign(s.substr(3));
+      } catch (const std::regex_error& e) {
+        fail("quantization_config: config_groups: {}: target \"{}\" is not a valid regex ({})", name, s, e.what());
+      }
+      if (std::regex_search(p, re, std::regex_constants::match_continuous)) return &grp;
     }
   }
   return nullptr;
@@ -229,13 +243,15 @@ const json* ct_scheme(const json& qc, const std::string& p) {
 
 QuantWeight load_ct_packed(const st::TensorSet& ts, const json* scheme, const std::string& p) {
   if (!scheme) fail("{}: no compressed-tensors config group targets this linear", p);
-  const json& wa = (*scheme)["weights"];
+  const json& wa = member(*scheme, "weights");
   const int bits = cfg_int(wa, "num_bits", 4);
   check_bits(bits, p);
   const auto wp = need(ts, p + ".weight_packed", 2), shp = need(ts, p + ".weight_shape", 1);
   need_int32(wp);
   if (shp.numel() != 2) fail("{}.weight_shape: {} entries, expected 2", p, shp.numel());
   const std::vector<float> shape_f = shp.to_f32();  // small ints, exact
+  for (float d : shape_f)  // (also rejects NaN, whose conversion to an integer is undefined)
+    if (!(d >= 1 && d <= float(INT32_MAX))) fail("{}.weight_shape: {} is not a valid dimension", p, d);
   const int64_t rows = int64_t(shape_f[0]), cols = int64_t(shape_f[1]);
   const int64_t nw = (cols * bits + 31) / 32;
   if (wp.shape()[0] != rows || wp.shape()[1] != nw)
@@ -244,7 +260,7 @@ QuantWeight load_ct_packed(const st::TensorSet& ts, const json* scheme, const st
   const auto sc = ts.get(p + ".weight_scale");
   if (sc.numel() % rows) fail("{}.weight_scale: {} entries for {} rows", p, sc.numel(), rows);
   const int64_t ng = sc.numel() / rows;
-  if (cols % ng) fail("{}.weight_scale: {} groups do not divide {} input features", p, ng, cols);
+  if (ng == 0 || cols % ng) fail("{}.weight_scale: {} groups do not divide {} input features", p, ng, cols);
   const int64_t gs = cols / ng;
   std::vector<uint8_t> zeros(static_cast<size_t>(rows * ng), uint8_t(1 << (bits - 1)));  // symmetric: zero = 2^(bits-1)
   if (ts.has(p + ".weight_zero_point")) {  // packed along the output dim: word (w, g) at w * ng + g
@@ -272,10 +288,11 @@ QuantWeight load_ct_packed(const st::TensorSet& ts, const json* scheme, const st
 QuantWeight load_ct_int8(const st::TensorSet& ts, const json* scheme, const std::string& p) {
   const auto w = need(ts, p + ".weight", 2);
   const int64_t rows = w.shape()[0], cols = w.shape()[1];
+  if (rows == 0 || cols == 0) fail("{}.weight: empty shape [{}, {}]", p, rows, cols);
   const auto sc = ts.get(p + ".weight_scale");
   if (sc.numel() % rows) fail("{}.weight_scale: {} entries for {} rows", p, sc.numel(), rows);
   const int64_t ng = sc.numel() / rows;
-  if (cols % ng) fail("{}.weight_scale: {} groups do not divide {} input features", p, ng, cols);
+  if (ng == 0 || cols % ng) fail("{}.weight_scale: {} groups do not divide {} input features", p, ng, cols);
   std::vector<uint8_t> zeros(static_cast<size_t>(rows * ng), 128);  // code = int8 value + 128
   if (ts.has(p + ".weight_zero_point")) {
     const auto zp = ts.get(p + ".weight_zero_point").to_f32();
@@ -349,17 +366,20 @@ LinearStorage describe_linear(const st::TensorSet& ts, const json& qc, const std
     const auto& qw = ts.info(p + ".qweight");
     const auto& sc = ts.info(p + ".scales");
     const int bits = method == "awq" ? 4 : cfg_int(qc, "bits", 4);
+    check_bits(bits, p);
+    if (qw.shape.size() != 2 || sc.shape.size() != 2 || sc.shape[0] == 0)
+      fail("{}: qweight and scales must be 2-D and non-empty", p);
     s.rows = sc.shape[1];
     s.cols = method == "awq" ? qw.shape[0] : qw.shape[0] * 32 / bits;
     s.format = fmt::format("{} int{} {}", method, bits, g_text((s.cols + sc.shape[0] - 1) / sc.shape[0], s.cols));
     if (method == "gptq" && qc.value("desc_act", false)) s.format += " act-order";
   } else if (ts.has(p + ".weight_packed")) {
     const json* scheme = ct_scheme(qc, p);
-    const int bits = scheme ? cfg_int((*scheme)["weights"], "num_bits", 4) : 4;
+    const int bits = scheme ? cfg_int(member(*scheme, "weights"), "num_bits", 4) : 4;
     const auto& wp = ts.info(p + ".weight_packed");
     const auto shp = ts.get(p + ".weight_shape").to_f32();
-    s.rows = wp.shape[0];
-    s.cols = shp.size() == 2 ? int64_t(shp[1]) : 0;
+    s.rows = wp.shape.empty() ? 0 : wp.shape[0];
+    s.cols = shp.size() == 2 && shp[1] >= 0 && shp[1] <= float(INT32_MAX) ? int64_t(shp[1]) : 0;
     const int64_t ng = std::max<int64_t>(1, ts.info(p + ".weight_scale").numel() / std::max<int64_t>(1, s.rows));
     s.format = fmt::format("compressed-tensors int{} {} {}", bits, g_text(s.cols / ng, s.cols),
                            ts.has(p + ".weight_zero_point") ? "asym" : "sym");

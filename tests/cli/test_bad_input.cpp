@@ -304,3 +304,36 @@ TEST_CASE("a directory where a text file is expected") {
   expect_bad_input({"generate", m.string(), "--prompts-file", d.string()}, d.string());
   expect_bad_input({"eval", m.string(), "--ppl", d.string()}, d.string());
 }
+
+TEST_CASE("compressed-tensors checkpoint with a zero or NaN weight_shape, or a bad target regex") {
+  // a real packed checkpoint from quantize, then damaged where the header cannot see it: the values of one
+  // weight_shape tensor (a division by zero rows before the fix), or config_groups' target regex
+  fs::path tmp = llmopt::test::temp_dir("ct_damage");
+  const std::string out = (tmp / "ct").string();
+  auto q = run_llmopt({"-q", "quantize", llmopt::test::stories260k(), "-o", out, "--method", "rtn", "--bits", "4",
+                       "--group-size", "32", "--format", "compressed-tensors", "--ragged-per-channel"});
+  INFO(q.err);
+  REQUIRE(q.exit_code == 0);
+  const fs::path st = fs::path(out) / "model.safetensors";
+  const std::string orig = slurp(st);
+  uint64_t n;
+  std::memcpy(&n, orig.data(), 8);
+  const auto h = nlohmann::json::parse(orig.substr(8, n));
+  const std::string name = "model.layers.0.mlp.down_proj.weight_shape";
+  REQUIRE(h.contains(name));
+  const auto off = h[name]["data_offsets"];
+  const size_t b = 8 + n + off[0].get<size_t>(), e = 8 + n + off[1].get<size_t>();
+  const std::string dtype = h[name]["dtype"];
+  for (const std::string& fill : {std::string(e - b, '\0'), std::string(e - b, '\xff')}) {
+    std::string s = orig;
+    s.replace(b, e - b, fill);  // zeros; or all-ones bits (-1 as an integer, NaN as a float)
+    spit(st, s);
+    INFO("dtype " << dtype);
+    expect_bad_input({"eval", out, "--ppl", llmopt::test::tinystories_valid(), "--max-windows", "1"}, "weight_shape");
+  }
+  spit(st, orig);
+  edit_config(out, [](auto& j) {
+    for (auto& [k, g] : j["quantization_config"]["config_groups"].items()) g["targets"] = {"re:model.(layers"};
+  });
+  expect_bad_input({"eval", out, "--ppl", llmopt::test::tinystories_valid(), "--max-windows", "1"}, "regex");
+}

@@ -81,7 +81,8 @@ TEST_CASE("prune wanda 2:4 and sparsegpt 2:4 + 4-bit: inspect sees 2:4 in every 
     CHECK(j["bits"] == (args[1] == "sparsegpt" ? 4 : 0));
     auto ij = run_llmopt({"inspect", out, "--json"});
     REQUIRE(ij.exit_code == 0);
-    for (const auto& l : json::parse(ij.out)["sparsity"]["linears"]) CHECK_MESSAGE(l["nm_2_4"] == true, l["name"]);
+    const json inspected = json::parse(ij.out);  // (a range-for over a temporary's member would dangle)
+    for (const auto& l : inspected["sparsity"]["linears"]) CHECK_MESSAGE(l["nm_2_4"] == true, l["name"]);
   }
 }
 
