@@ -1,92 +1,29 @@
 #include "lib/engine/generate.h"
 
 #include <algorithm>
-#include <chrono>
 
-#include "lib/core/clock.h"
 #include "lib/core/error.h"
 
 namespace llmopt::engine {
-namespace {
-
-uint64_t mix_seed(uint64_t seed, uint64_t i) {  // splitmix64 of (seed, index)
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (i + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
 
 std::vector<Generation> generate(model::Model& model, const std::vector<std::vector<int32_t>>& prompts,
                                  const GenerateOptions& opts, GenerateStats* stats) {
   check_sampling(opts.sampling);
   if (opts.max_new_tokens < 0) fail("--max-new-tokens must be >= 0, got {}", opts.max_new_tokens);
-  const size_t B = prompts.size();
-  std::vector<Generation> out(B);
-  if (B == 0) return out;
-  const int64_t V = model.config().vocab_size;
-  int64_t longest = 0;
-  for (const auto& p : prompts) {
-    if (p.empty()) fail("generate: empty prompt (no tokens)");
-    longest = std::max<int64_t>(longest, int64_t(p.size()));
-  }
-  auto kv = model.make_cache(int(B), longest + opts.max_new_tokens + 1);
-  std::vector<Sampler> samplers;
-  for (size_t i = 0; i < B; ++i) samplers.emplace_back(opts.sampling, mix_seed(opts.seed, i));
-  GenerateStats st;
-  if (opts.max_new_tokens == 0) {
-    for (auto& g : out) g.finish_reason = "length";
-    if (stats) *stats = st;
-    return out;
-  }
-
-  std::vector<int32_t> next(B);  // each live sequence's latest token
-  std::vector<bool> live(B, true);
-  auto accept = [&](size_t i, int32_t tok) {
-    if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), tok) != opts.stop_ids.end()) {
-      live[i] = false;
-      out[i].finish_reason = "stop";
-      return;
-    }
-    out[i].ids.push_back(tok);
-    next[i] = tok;
-    if (opts.on_token) opts.on_token(i, tok);
-    if (int64_t(out[i].ids.size()) >= opts.max_new_tokens) {
-      live[i] = false;
-      out[i].finish_reason = "length";
-    }
+  std::vector<Request> rq(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i)
+    rq[i] = {prompts[i], opts.max_new_tokens, opts.sampling, opts.seed, opts.stop_ids, {}, 1};
+  std::vector<Generation> out(prompts.size());
+  std::string error;
+  Callbacks cb;
+  if (opts.on_token) cb.on_token = [&](size_t i, int64_t, int32_t t) { opts.on_token(i, t); };
+  cb.on_result = [&](Result&& r) {
+    if (!r.error.empty() && error.empty()) error = fmt::format("generate: prompt {}: {}", r.request, r.error);
+    if (r.error.empty()) out[r.request] = {std::move(r.samples[0].ids), r.samples[0].finish_reason};
   };
-
-  // prefill: every prompt in one forward
-  double t0 = now_s();
-  std::vector<model::Model::SeqInput> batch;
-  for (size_t i = 0; i < B; ++i) {
-    batch.push_back({int(i), prompts[i], false});
-    st.prefill_tokens += int64_t(prompts[i].size());
-  }
-  auto logits = model::run_step(model, *kv, batch);
-  st.prefill_s = now_s() - t0;
-  for (size_t i = 0; i < B; ++i) accept(i, samplers[i].sample(std::span(logits).subspan(i * size_t(V), size_t(V))));
-
-  // decode: one token per live sequence per step
-  t0 = now_s();
-  for (;;) {
-    batch.clear();
-    std::vector<size_t> who;
-    for (size_t i = 0; i < B; ++i)
-      if (live[i]) {
-        batch.push_back({int(i), std::span(&next[i], 1), false});
-        who.push_back(i);
-      }
-    if (batch.empty()) break;
-    logits = model::run_step(model, *kv, batch);
-    st.decode_tokens += int64_t(batch.size());
-    for (size_t j = 0; j < who.size(); ++j)
-      accept(who[j], samplers[who[j]].sample(std::span(logits).subspan(j * size_t(V), size_t(V))));
-  }
-  st.decode_s = now_s() - t0;
-  if (stats) *stats = st;
+  const RunStats st = serve(model, rq, opts.engine, cb);
+  if (!error.empty()) throw Error(error);
+  if (stats) *stats = {st.prefill_tokens, st.decode_tokens, st.prefill_s, st.decode_s};
   return out;
 }
 

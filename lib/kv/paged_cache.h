@@ -27,6 +27,7 @@ class PagedCache {
   void free_sequence(int seq);
   int fork(int seq);  // a new sequence sharing every block of seq (copy-on-write on the first write)
   int64_t length(int seq) const { return table(seq).num_tokens(); }
+  const std::vector<int32_t>& blocks(int seq) const { return table(seq).blocks(); }
   void truncate(int seq, int64_t n) { table(seq).truncate(pool_, n); }
   // Prefix caching: adopt cached full blocks of `tokens` into an empty sequence / seal its full blocks.
   int64_t adopt_prefix(int seq, std::span<const int32_t> tokens) { return table(seq).adopt_prefix(pool_, tokens); }

@@ -502,3 +502,47 @@ TEST_CASE("BlockTable: adopt_prefix reuses cached blocks, never the last token's
   for (int32_t id : held) pool.release(id);
   CHECK(pool.num_free() == 10);
 }
+
+TEST_CASE("prefix hits agree with a brute-force longest common prefix over random request sets") {
+  std::mt19937 g(2024);
+  for (int round = 0; round < 40; ++round) {
+    const int32_t bs = 1 + int32_t(g() % 6);
+    BlockPool pool(4000, bs, g());
+    std::vector<std::vector<int32_t>> seen;  // every sequence sealed so far (the pool never evicts here)
+    std::vector<BlockTable> held;
+    for (int r = 0; r < 30; ++r) {
+      // a random earlier request's prefix, then random tokens from a tiny alphabet: long shared runs
+      std::vector<int32_t> t;
+      if (!seen.empty() && g() % 4 != 0) {
+        const auto& base = seen[g() % seen.size()];
+        t.assign(base.begin(), base.begin() + int64_t(g() % (base.size() + 1)));
+      }
+      const size_t extra = g() % 20;
+      for (size_t i = 0; i < extra; ++i) t.push_back(int32_t(g() % 3));
+      if (t.empty()) t.push_back(0);
+      // brute force: the longest common prefix with any earlier sequence, in whole blocks, never the last token
+      size_t best = 0;
+      for (const auto& s : seen) {
+        size_t l = 0;
+        while (l < s.size() && l < t.size() && s[l] == t[l]) ++l;
+        best = std::max(best, l);
+      }
+      const size_t cap = (t.size() - 1) / size_t(bs) * size_t(bs);
+      const int64_t want = int64_t(std::min(best / size_t(bs) * size_t(bs), cap));
+      BlockTable tab;
+      CAPTURE(round);
+      CAPTURE(r);
+      REQUIRE(tab.adopt_prefix(pool, t) == want);
+      std::vector<int64_t> slots;
+      std::vector<kv::BlockCopy> copies;
+      REQUIRE(tab.append_slots(pool, int64_t(t.size()) - want, slots, copies));
+      tab.seal_full_blocks(pool, t);
+      seen.push_back(t);
+      if (g() % 2) tab.release(pool);  // released blocks stay cached: the pool is large enough
+      else held.push_back(std::move(tab));
+    }
+    for (auto& h : held) h.release(pool);
+    CHECK(pool.num_free() == pool.num_blocks());
+    CHECK(pool.stats().evictions == 0);
+  }
+}
