@@ -7,6 +7,7 @@ Files (GGUF tokenizers):
   llama3, qwen3, deepseek-v3  vocabulary-only GGUFs made here with the gguf package from ../shared/models/tokenizers/*
                (tokens in id order, added special tokens control, other added tokens user-defined, the merges;
                pre "llama-bpe", "qwen2", "deepseek-v3"); tests/tokenizer/test_gguf_tok.cpp builds the same file.
+  llama3-gpt2, qwen3-default  the same with pre "gpt-2" and "default" (llama.cpp's other regex sets).
 Corpora: every line of wiki.test.raw and of the TinyStories valid excerpt (split on "\\n", no trailing empty line).
 Each corpus is tokenized in ONE llama-tokenize run (--ids --no-bos --no-escape; special tokens parsed): the lines are joined
 with a control token (never in the text) between them, which llama.cpp partitions out before tokenizing, so each line
@@ -40,8 +41,11 @@ CORPORA = {
     "tinystories": "data/tinystories/tinystories_valid_excerpt.txt",
 }
 SEPARATOR = {"smollm2": ("<|endoftext|>", 0), "stories260K": ("</s>", 2), "llama3": ("<|end_of_text|>", 128001),
-             "qwen3": ("<|endoftext|>", 151643), "deepseek-v3": ("<｜end▁of▁sentence｜>", 1)}
-FROM_HF = {"llama3": "llama-bpe", "qwen3": "qwen2", "deepseek-v3": "deepseek-v3"}  # tokenizer dir: pre type
+             "qwen3": ("<|endoftext|>", 151643), "deepseek-v3": ("<｜end▁of▁sentence｜>", 1),
+             "llama3-gpt2": ("<|end_of_text|>", 128001), "qwen3-default": ("<|endoftext|>", 151643)}
+# name: (tokenizer dir, pre type). The last two pair a vocabulary with another pre type, to check those regexes.
+FROM_HF = {"llama3": ("llama3", "llama-bpe"), "qwen3": ("qwen3", "qwen2"), "deepseek-v3": ("deepseek-v3", "deepseek-v3"),
+           "llama3-gpt2": ("llama3", "gpt-2"), "qwen3-default": ("qwen3", "default")}
 CASES = [
     "", " ", "  ", "\n", "Hello world", " Hello  world ", "a\tb\r\nc", "   leading and trailing   ",
     "<|im_start|>user\nHi<|im_end|>\n", "<s>hi</s> <unk>", "x<|endoftext|>y", "I'M HERE, you'RE there, they'Ll",
@@ -102,10 +106,10 @@ def export_stories(llmopt, tmp):
     return path
 
 
-def gguf_from_hf(name, pre, tmp):
-    """The vocabulary of ../shared/models/tokenizers/<name>/tokenizer.json as a vocabulary-only GGUF."""
+def gguf_from_hf(name, tok_dir, pre, tmp):
+    """The vocabulary of ../shared/models/tokenizers/<tok_dir>/tokenizer.json as a vocabulary-only GGUF."""
     import gguf
-    j = json.loads((SHARED / "models/tokenizers" / name / "tokenizer.json").read_text())
+    j = json.loads((SHARED / "models/tokenizers" / tok_dir / "tokenizer.json").read_text())
     pieces = {i: p for p, i in j["model"]["vocab"].items()}
     types = {i: 1 for i in pieces}
     for a in j["added_tokens"]:
@@ -147,8 +151,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         files = {"smollm2": SHARED / "models/smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q4_1.gguf",
                  "stories260K": export_stories(a.llmopt, tmp)}
-        for name, pre in FROM_HF.items():
-            files[name] = gguf_from_hf(name, pre, tmp)
+        for name, (tok_dir, pre) in FROM_HF.items():
+            files[name] = gguf_from_hf(name, tok_dir, pre, tmp)
         for name, gguf in files.items():
             head = {}
             hf = None

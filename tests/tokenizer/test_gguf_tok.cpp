@@ -1,7 +1,8 @@
 // Tokenizers from GGUF metadata (Tokenizer::from_gguf) against llama.cpp's own llama-tokenize on the same files
 // (scripts/golden/gguf_tokenizer_golden.py): SmolLM2-135M-Instruct (gpt2, pre "smollm": digits split one by one)
 // and stories260K exported by our GGUF writer (llama: SentencePiece BPE by scores, byte fallback), and vocabulary-only
-// GGUFs of the llama3 (pre llama-bpe), qwen3 (qwen2) and deepseek-v3 tokenizers. Every line of
+// GGUFs of the llama3 (pre llama-bpe), qwen3 (qwen2) and deepseek-v3 tokenizers (and llama3 / qwen3 with the pre
+// types gpt-2 / default). Every line of
 // wikitext-2 test and the TinyStories excerpt, hand-picked strings; the tokenizer.json written by
 // write_hf_tokenizer gives the same ids; unknown tokenizer models and pre types are one clear error.
 #include <doctest/doctest.h>
@@ -31,8 +32,8 @@ const char* kSmolLM = "models/smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q
 
 // A vocabulary-only GGUF of ../shared/models/tokenizers/<name>/tokenizer.json, as the golden script's
 // gguf_from_hf makes it: tokens in id order, added special tokens control (3), other added ones user-defined (4).
-fs::path gguf_from_hf(const std::string& name, const std::string& pre) {
-  auto j = nlohmann::json::parse(llmopt::read_file(shared_dir() / "models/tokenizers" / name / "tokenizer.json"));
+fs::path gguf_from_hf(const std::string& name, const std::string& tok_dir, const std::string& pre) {
+  auto j = nlohmann::json::parse(llmopt::read_file(shared_dir() / "models/tokenizers" / tok_dir / "tokenizer.json"));
   std::map<int64_t, std::pair<std::string, int32_t>> pieces;
   for (const auto& [p, id] : j["model"]["vocab"].items()) pieces[id.get<int64_t>()] = {p, 1};
   for (const auto& a : j["added_tokens"]) pieces[a["id"].get<int64_t>()] = {a["content"], a["special"].get<bool>() ? 3 : 4};
@@ -60,7 +61,7 @@ fs::path gguf_from_hf(const std::string& name, const std::string& pre) {
 }
 
 // The GGUF files of the golden script: the shared SmolLM2 file, stories260K exported by our writer, and
-// vocabulary-only files of three HF tokenizers (made once per run).
+// vocabulary-only files of HF tokenizers (made once per run).
 fs::path gguf_path(const std::string& name) {
   if (name == "smollm2") return shared_dir() / kSmolLM;
   static std::map<std::string, fs::path> made;
@@ -70,12 +71,17 @@ fs::path gguf_path(const std::string& name) {
     p = temp_dir("tok-gguf-stories") / "stories260K.gguf";
     gguf::export_llama(shared_dir() / "models/stories260K", p, gguf::Type::Q8_0);
   } else {
-    p = gguf_from_hf(name, name == "llama3" ? "llama-bpe" : name == "qwen3" ? "qwen2" : "deepseek-v3");
+    // name: (tokenizer dir, pre type), as the golden script's FROM_HF
+    static const std::map<std::string, std::pair<std::string, std::string>> from_hf = {
+        {"llama3", {"llama3", "llama-bpe"}}, {"qwen3", {"qwen3", "qwen2"}}, {"deepseek-v3", {"deepseek-v3", "deepseek-v3"}},
+        {"llama3-gpt2", {"llama3", "gpt-2"}}, {"qwen3-default", {"qwen3", "default"}}};
+    const auto& [dir, pre] = from_hf.at(name);
+    p = gguf_from_hf(name, dir, pre);
   }
   return made[name] = p;
 }
 
-const char* const kFiles[] = {"smollm2", "stories260K", "llama3", "qwen3", "deepseek-v3"};
+const char* const kFiles[] = {"smollm2", "stories260K", "llama3", "qwen3", "deepseek-v3", "llama3-gpt2", "qwen3-default"};
 
 const std::pair<const char*, const char*> kCorpora[] = {
     {"wiki", "data/wikitext-2-raw/wiki.test.raw"},
