@@ -94,7 +94,7 @@ LLMOPT_COMMAND("generate", "Generate text for one prompt or many (continuous bat
                  sub.add_option("--top-p", o->top_p, "nucleus sampling mass in (0, 1] (default 1)");
                  sub.add_option("--seed", o->seed, "random seed of requests without their own (default 0)");
                  sub.add_option("--n", o->n, "samples per prompt, sharing its KV blocks (default 1)")->check(CLI::PositiveNumber);
-                 sub.add_flag("--json", o->json, "one JSON object per request on stdout (--prompts-file: then a summary object)");
+                 sub.add_flag("--json", o->json, "one JSON object per request on stdout, then a summary object");
                  app::add_engine_flags(sub, o->eng);
                  return [o, p, f] {
                    if (p->count() == 0 && f->count() == 0) fail("generate: give --prompt TEXT or --prompts-file FILE");
@@ -155,8 +155,7 @@ LLMOPT_COMMAND("generate", "Generate text for one prompt or many (continuous bat
                    engine::RunStats st = engine::serve(*model, reqs, eo, cb, &tk);
                    st.requests = int64_t(lines.size());
                    st.failed = failed;
-                   // many requests: a last summary object (one --prompt prints just its object, as before)
-                   if (o->json && f->count()) fmt::print("{}\n", dump(json{{"summary", summary_json(st)}}));
+                   if (o->json) fmt::print("{}\n", dump(json{{"summary", summary_json(st)}}));
                    std::fflush(stdout);
                    log_summary(st);
                    return failed > 0 ? 1 : 0;

@@ -102,9 +102,8 @@ TEST_CASE("generate: a tiny KV pool preempts, outputs do not change; --n shares 
   auto ma = by_id(a), mb = by_id(b);
   for (int i = 0; i < 5; ++i) CHECK(ma[std::to_string(i)]["ids"] == mb[std::to_string(i)]["ids"]);
 
-  auto n = run_llmopt({"-q", "generate", model(), "--prompts-file", "-", "--n", "3", "--temperature", "1", "--seed",
-                       "3", "--max-new-tokens", "30", "--json"},
-                      "The cat\n");
+  auto n = run_llmopt({"-q", "generate", model(), "--prompt", "The cat", "--n", "3", "--temperature", "1", "--seed",
+                       "3", "--max-new-tokens", "30", "--json"});
   REQUIRE(n.exit_code == 0);
   const auto jn = json_lines(n.out);
   REQUIRE(jn.size() == 2);
@@ -114,14 +113,12 @@ TEST_CASE("generate: a tiny KV pool preempts, outputs do not change; --n shares 
   CHECK(jn[1]["summary"]["peak_running"] == 3);
 
   // --kv-memory: a block of stories260K is 16 tokens x 5 layers x (K + V: 2 x 4 heads x 8) floats x 4 bytes = 20480 bytes
-  auto mem = run_llmopt({"-q", "generate", model(), "--prompts-file", "-", "--max-new-tokens", "20", "--json",
-                         "--kv-memory", "64KiB"},
-                        "The cat\n");
+  auto mem = run_llmopt({"-q", "generate", model(), "--prompt", "The cat", "--max-new-tokens", "20", "--json",
+                         "--kv-memory", "64KiB"});
   REQUIRE(mem.exit_code == 0);
   CHECK(json_lines(mem.out).back()["summary"]["kv_blocks"] == 65536 / 20480);
-  auto frac = run_llmopt({"-q", "generate", model(), "--prompts-file", "-", "--max-new-tokens", "5", "--json",
-                          "--kv-memory", "0.001"},
-                         "The cat\n");
+  auto frac = run_llmopt({"-q", "generate", model(), "--prompt", "The cat", "--max-new-tokens", "5", "--json",
+                          "--kv-memory", "0.001"});
   REQUIRE(frac.exit_code == 0);
   CHECK(json_lines(frac.out).back()["summary"]["kv_blocks"].get<int64_t>() > 0);
 }
