@@ -83,6 +83,7 @@ struct Parser {
   }
   Value value(VType t, const std::string& key, int depth);
   Value array(const std::string& key, int depth);
+  TensorInfo tensor_info();
 };
 
 Value Parser::value(VType t, const std::string& key, int depth) {
@@ -125,6 +126,58 @@ Value Parser::array(const std::string& key, int depth) {
   v.items.reserve(size_t(n));
   for (uint64_t k = 0; k < n; ++k) v.items.push_back(value(v.elem, key, depth));
   return v;
+}
+
+// One tensor info: name, dimensions (stored innermost first), type, offset; sizes checked against overflow.
+TensorInfo Parser::tensor_info() {
+  const std::string p = f.path_.string();
+  TensorInfo t;
+  t.name = str("a tensor name");
+  const uint32_t nd = read<uint32_t>("a tensor's dimension count");
+  if (nd == 0 || nd > kMaxDims) fail("{}: tensor '{}' has {} dimensions (1 to {} allowed)", p, t.name, nd, kMaxDims);
+  for (uint32_t d = 0; d < nd; ++d) {
+    const uint64_t ne = read<uint64_t>("a tensor dimension");
+    if (ne > uint64_t(INT64_MAX)) fail("{}: tensor '{}' has dimension {} = {}, beyond INT64_MAX", p, t.name, d, ne);
+    t.shape.insert(t.shape.begin(), int64_t(ne));
+  }
+  const uint32_t id = read<uint32_t>("a tensor type");
+  const auto type = type_from_id(id);
+  if (!type) fail("{}: tensor '{}' has unknown or unsupported ggml type {}", p, t.name, id);
+  t.type = *type;
+  t.offset = read<uint64_t>("a tensor offset");
+  if (t.shape.back() % block_elems(t.type) != 0)
+    fail("{}: tensor '{}': {} rows of {} elements are not a whole number of {}-element blocks", p, t.name,
+         type_name(t.type), t.shape.back(), block_elems(t.type));
+  uint64_t nb = uint64_t(t.shape.back() / block_elems(t.type)) * block_bytes(t.type);
+  bool overflow = false;
+  for (size_t d = 0; d + 1 < t.shape.size(); ++d) overflow |= __builtin_mul_overflow(nb, uint64_t(t.shape[d]), &nb);
+  if (overflow) fail("{}: tensor '{}': the size of {} x {} elements overflows", p, t.name, type_name(t.type), fmt::join(t.shape, " x "));
+  t.nbytes = nb;
+  if (t.offset % f.alignment_ != 0)
+    fail("{}: tensor '{}': offset {} is not a multiple of the alignment {}", p, t.name, t.offset, f.alignment_);
+  return t;
+}
+
+// Data pointers, with every tensor inside the file and no two overlapping.
+void place_tensors(File& file) {
+  File* f = &file;  // (a friend of File)
+  const std::string p = f->path_.string();
+  const uint64_t data_size = f->data_offset_ <= f->size_ ? f->size_ - f->data_offset_ : 0;
+  for (auto& t : f->tensors_) {
+    if (t.offset > data_size || t.nbytes > data_size - t.offset)
+      fail("{}: tensor '{}': {} bytes at data offset {} run past the end of the file (data section of {} bytes{})", p,
+           t.name, t.nbytes, t.offset, data_size, f->data_offset_ > f->size_ ? ", truncated before it starts" : "");
+    t.data = f->map_ + f->data_offset_ + t.offset;
+  }
+  std::vector<const TensorInfo*> by_offset;
+  for (auto& t : f->tensors_) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+  for (size_t k = 1; k < by_offset.size(); ++k) {
+    const TensorInfo *a = by_offset[k - 1], *b = by_offset[k];
+    if (b->offset < a->offset + a->nbytes)
+      fail("{}: tensor '{}' at data offset {} overlaps tensor '{}' at [{}, {})", p, b->name, b->offset, a->name,
+           a->offset, a->offset + a->nbytes);
+  }
 }
 
 std::shared_ptr<const File> File::open(const fs::path& path) {
@@ -174,50 +227,12 @@ std::shared_ptr<const File> File::open(const fs::path& path) {
   }
 
   for (uint64_t k = 0; k < n_tensors; ++k) {
-    TensorInfo t;
-    t.name = r.str("a tensor name");
-    const uint32_t nd = r.read<uint32_t>("a tensor's dimension count");
-    if (nd == 0 || nd > kMaxDims) fail("{}: tensor '{}' has {} dimensions (1 to {} allowed)", p, t.name, nd, kMaxDims);
-    for (uint32_t d = 0; d < nd; ++d) {
-      const uint64_t ne = r.read<uint64_t>("a tensor dimension");
-      if (ne > uint64_t(INT64_MAX)) fail("{}: tensor '{}' has dimension {} = {}, beyond INT64_MAX", p, t.name, d, ne);
-      t.shape.insert(t.shape.begin(), int64_t(ne));
-    }
-    const uint32_t id = r.read<uint32_t>("a tensor type");
-    const auto type = type_from_id(id);
-    if (!type) fail("{}: tensor '{}' has unknown or unsupported ggml type {}", p, t.name, id);
-    t.type = *type;
-    t.offset = r.read<uint64_t>("a tensor offset");
-    if (t.shape.back() % block_elems(t.type) != 0)
-      fail("{}: tensor '{}': {} rows of {} elements are not a whole number of {}-element blocks", p, t.name,
-           type_name(t.type), t.shape.back(), block_elems(t.type));
-    uint64_t nb = uint64_t(t.shape.back() / block_elems(t.type)) * block_bytes(t.type);
-    bool overflow = false;
-    for (size_t d = 0; d + 1 < t.shape.size(); ++d) overflow |= __builtin_mul_overflow(nb, uint64_t(t.shape[d]), &nb);
-    if (overflow) fail("{}: tensor '{}': the size of {} x {} elements overflows", p, t.name, type_name(t.type), fmt::join(t.shape, " x "));
-    t.nbytes = nb;
-    if (t.offset % f->alignment_ != 0)
-      fail("{}: tensor '{}': offset {} is not a multiple of the alignment {}", p, t.name, t.offset, f->alignment_);
+    TensorInfo t = r.tensor_info();
     if (!f->index_.emplace(t.name, f->tensors_.size()).second) fail("{}: duplicate tensor name '{}'", p, t.name);
     f->tensors_.push_back(std::move(t));
   }
   f->data_offset_ = (r.pos + f->alignment_ - 1) / f->alignment_ * f->alignment_;
-  const uint64_t data_size = f->data_offset_ <= f->size_ ? f->size_ - f->data_offset_ : 0;
-  for (auto& t : f->tensors_) {
-    if (t.offset > data_size || t.nbytes > data_size - t.offset)
-      fail("{}: tensor '{}': {} bytes at data offset {} run past the end of the file (data section of {} bytes{})", p,
-           t.name, t.nbytes, t.offset, data_size, f->data_offset_ > f->size_ ? ", truncated before it starts" : "");
-    t.data = f->map_ + f->data_offset_ + t.offset;
-  }
-  std::vector<const TensorInfo*> by_offset;
-  for (auto& t : f->tensors_) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
-  for (size_t k = 1; k < by_offset.size(); ++k) {
-    const TensorInfo *a = by_offset[k - 1], *b = by_offset[k];
-    if (b->offset < a->offset + a->nbytes)
-      fail("{}: tensor '{}' at data offset {} overlaps tensor '{}' at [{}, {})", p, b->name, b->offset, a->name,
-           a->offset, a->offset + a->nbytes);
-  }
+  place_tensors(*f);
   return f;
 }
 

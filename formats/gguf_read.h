@@ -91,6 +91,7 @@ class File {
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;
   friend struct Parser;
+  friend void place_tensors(File& f);
 };
 
 }  // namespace llmopt::gguf
