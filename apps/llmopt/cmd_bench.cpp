@@ -31,8 +31,16 @@ int run_throughput(model::Model& m, const std::string& dir, const std::string& f
                    const engine::EngineOptions& eo, bool as_json) {
   const std::string text =
       file == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : read_file(file);
-  std::optional<tok::Tokenizer> tk;  // a model directory has one; a .gguf file is read with ids lines only
-  if (std::filesystem::is_directory(dir)) tk = tok::Tokenizer::load(dir);
+  std::optional<tok::Tokenizer> tk;  // a .gguf without tokenizer metadata serves `ids` lines only
+  if (std::filesystem::is_directory(dir)) {
+    tk = tok::Tokenizer::load(dir);
+  } else {
+    try {
+      tk = tok::Tokenizer::load(dir);
+    } catch (const Error& e) {
+      log::warn("bench: {} (only `ids` lines can be served)", e.what());
+    }
+  }
   std::vector<engine::Request> rq;
   for (const auto& pl : engine::parse_prompts(text, dflt, tk ? &*tk : nullptr, m.config())) {
     if (!pl.error.empty()) fail("--prompts-file {}: request {}: {}", file, pl.id.dump(), pl.error);
