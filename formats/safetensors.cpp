@@ -260,7 +260,12 @@ TensorSet TensorSet::open_dir(const fs::path& dir) {
     if (!v.is_string()) fail("{}: weight_map entry '{}' is not a file name string", index_path.string(), name);
     const std::string shard = v.get<std::string>();
     if (!shard_of_file.count(shard)) {
-      if (!fs::is_regular_file(dir / shard))
+      // a file of this directory (as transformers writes them), never a path elsewhere
+      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+        fail("{}: tensor '{}' is mapped to '{}', which is not a file name in {}", index_path.string(), name, shard,
+             dir.string());
+      std::error_code ec;  // (the throwing form would make a too-long name an internal error)
+      if (!fs::is_regular_file(dir / shard, ec))
         fail("{}: tensor '{}' is mapped to shard {}, which does not exist", index_path.string(), name, shard);
       shard_of_file[shard] = s.files_.size();
       s.files_.push_back(File::open(dir / shard));

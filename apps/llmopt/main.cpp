@@ -1,6 +1,7 @@
 // llmopt: quantize, prune, convert, inspect and run Hugging Face LLM checkpoints.
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "apps/llmopt/command.h"
@@ -74,6 +75,9 @@ int main(int argc, char** argv) {
   try {
     for (auto* sub : app.get_subcommands()) return runners.at(sub)();
   } catch (const Error& e) {
+    std::fprintf(stderr, "llmopt: error: %s\n", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path the OS rejects (too long, ...): bad input
     std::fprintf(stderr, "llmopt: error: %s\n", e.what());
     return 1;
   } catch (const std::bad_alloc&) {

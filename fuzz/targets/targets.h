@@ -27,6 +27,10 @@ int tokenizer_json(const uint8_t* data, size_t size); // tokenizer.json loaded, 
 int encode(const uint8_t* data, size_t size);         // text encoded + decoded by a real tokenizer
 int detokenize(const uint8_t* data, size_t size);     // id lines parsed and decoded by a real tokenizer
 
+// Loads the real tokenizers of encode/detokenize up front (libFuzzer's LLVMFuzzerInitialize), so that their
+// load time does not count against the first input's timeout.
+void warm_up();
+
 // A scratch directory of this process (created once, removed at exit), and a file written into it.
 const std::filesystem::path& scratch();
 void put(const std::filesystem::path& p, const uint8_t* data, size_t size);

@@ -63,6 +63,8 @@ std::array<Real, 5>& real() {
 
 }  // namespace
 
+void warm_up() { real(); }
+
 int tokenizer_json(const uint8_t* data, size_t size) {
   const fs::path dir = scratch() / "tokenizer";
   fs::create_directories(dir);

@@ -337,3 +337,9 @@ TEST_CASE("compressed-tensors checkpoint with a zero or NaN weight_shape, or a b
   });
   expect_bad_input({"eval", out, "--ppl", llmopt::test::tinystories_valid(), "--max-windows", "1"}, "regex");
 }
+
+TEST_CASE("a path longer than the OS allows is bad input, not an internal error") {
+  const std::string longname = "/tmp/" + std::string(5000, 'a');
+  expect_bad_input({"inspect", longname}, "File name too long");
+  expect_bad_input({"tokenize", longname}, "File name too long", "hi\n");
+}
