@@ -1,7 +1,6 @@
 #include "formats/gguf_read.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -183,22 +182,11 @@ void place_tensors(File& file) {
 std::shared_ptr<const File> File::open(const fs::path& path) {
   std::shared_ptr<File> f(new File());
   f->path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open {}: {}", path.string(), std::strerror(errno));
-  struct stat sb {};
-  if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    ::close(fd);
-    fail("cannot read {}: not a regular file", path.string());
-  }
-  f->size_ = uint64_t(sb.st_size);
-  if (f->size_ < 24) {
-    ::close(fd);
+  f->mapping_ = MappedFile::open(path);
+  f->map_ = reinterpret_cast<const uint8_t*>(f->mapping_.data());
+  f->size_ = f->mapping_.size();
+  if (f->size_ < 24)
     fail("{}: truncated GGUF file: {} bytes, shorter than the 24-byte header", path.string(), f->size_);
-  }
-  void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (m == MAP_FAILED) fail("cannot mmap {}: {}", path.string(), std::strerror(errno));
-  f->map_ = static_cast<const uint8_t*>(m);
   const std::string p = path.string();
 
   Parser r{*f};
@@ -236,9 +224,7 @@ std::shared_ptr<const File> File::open(const fs::path& path) {
   return f;
 }
 
-File::~File() {
-  if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
-}
+File::~File() = default;
 
 const Value* File::find_key(const std::string& key) const {
   auto it = kv_index_.find(key);

@@ -15,6 +15,7 @@
 
 #include "formats/gguf.h"
 #include "formats/gguf_blocks.h"
+#include "lib/core/fsutil.h"
 
 namespace llmopt::gguf {
 
@@ -81,7 +82,8 @@ class File {
   File() = default;
   const Value& get(const std::string& key, const char* want) const;
   std::filesystem::path path_;
-  const uint8_t* map_ = nullptr;
+  MappedFile mapping_;
+  const uint8_t* map_ = nullptr;  // its bytes
   uint64_t size_ = 0;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

@@ -1,7 +1,6 @@
 #include "formats/safetensors.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,23 +110,12 @@ std::vector<float> TensorView::to_f32() const {
 std::shared_ptr<const File> File::open(const fs::path& path) {
   std::shared_ptr<File> f(new File());
   f->path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open {}: {}", path.string(), std::strerror(errno));
-  struct stat sb {};
-  if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    ::close(fd);
-    fail("cannot read {}: not a regular file", path.string());
-  }
-  f->size_ = uint64_t(sb.st_size);
-  if (f->size_ < 8) {
-    ::close(fd);
+  f->mapping_ = MappedFile::open(path);
+  f->map_ = f->mapping_.data();
+  f->size_ = f->mapping_.size();
+  if (f->size_ < 8)
     fail("{}: truncated safetensors file: {} bytes, shorter than the 8-byte header length", path.string(),
          f->size_);
-  }
-  void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (m == MAP_FAILED) fail("cannot mmap {}: {}", path.string(), std::strerror(errno));
-  f->map_ = static_cast<const std::byte*>(m);
 
   uint64_t n = 0;
   std::memcpy(&n, f->map_, 8);  // little-endian u64 (all supported hosts are little-endian)
@@ -213,9 +201,7 @@ std::shared_ptr<const File> File::in_memory(fs::path name, std::vector<TensorInf
   return f;
 }
 
-File::~File() {
-  if (map_) ::munmap(const_cast<std::byte*>(map_), size_);
-}
+File::~File() = default;
 
 const TensorInfo* File::find(const std::string& name) const {
   auto it = index_.find(name);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lib/core/dtype.h"
+#include "lib/core/fsutil.h"
 
 namespace llmopt::st {
 
@@ -65,7 +66,8 @@ class File {
   File() = default;
   static void check_layout(File* f, uint64_t data_size);
   std::filesystem::path path_;
-  const std::byte* map_ = nullptr;
+  MappedFile mapping_;             // open()'s file
+  const std::byte* map_ = nullptr;  // its bytes
   const std::byte* data_ = nullptr;
   std::shared_ptr<const std::vector<std::byte>> owned_;  // in_memory's data
   uint64_t size_ = 0;

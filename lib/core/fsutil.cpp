@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +16,29 @@
 #include "lib/core/log.h"
 
 namespace llmopt {
+
+MappedFile MappedFile::open(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open {}: {}", path.string(), std::strerror(errno));
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    ::close(fd);
+    fail("cannot read {}: not a regular file", path.string());
+  }
+  MappedFile m;
+  m.size_ = uint64_t(sb.st_size);
+  if (m.size_ == 0) {
+    ::close(fd);
+    return m;
+  }
+  void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) fail("cannot mmap {}: {}", path.string(), std::strerror(errno));
+  const uint64_t n = m.size_;
+  m.data_ = std::shared_ptr<const std::byte>(static_cast<const std::byte*>(p),
+                                             [n](const std::byte* q) { ::munmap(const_cast<std::byte*>(q), n); });
+  return m;
+}
 namespace fs = std::filesystem;
 
 bool is_weight_file(const fs::path& p) {

@@ -1,11 +1,28 @@
 #pragma once
 // Outputs are written to a temporary sibling and renamed into place only when complete,
 // so a failed run never leaves a partial file or directory behind.
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
 namespace llmopt {
+
+// A whole regular file mapped read-only (MAP_PRIVATE), unmapped when the last copy goes. An empty file maps to
+// no bytes. Error naming the file when it cannot be opened, is not a regular file, or cannot be mapped.
+class MappedFile {
+ public:
+  MappedFile() = default;
+  static MappedFile open(const std::filesystem::path& path);
+  const std::byte* data() const { return data_.get(); }
+  uint64_t size() const { return size_; }
+
+ private:
+  std::shared_ptr<const std::byte> data_;  // its deleter unmaps
+  uint64_t size_ = 0;
+};
 
 // A file or directory under construction at a hidden sibling of `final_path`.
 // commit() renames it into place (replacing an existing file / empty-or-absent directory);
